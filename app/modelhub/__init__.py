@@ -1,0 +1,1 @@
+"""Putting a model on the device: the catalog, the GGUF check, download, import, the registry."""

@@ -1,0 +1,86 @@
+"""Import a GGUF file the user already has: check it whole, copy it in, list it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from app.modelhub.gguf import GGUFError, inspect_gguf
+from app.modelhub.registry import InstalledModel, ModelRegistry
+from app.paths import PRIVATE_FILE, DataPaths
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+class ImportError_(Exception):
+    """The file cannot be imported; one clear line."""
+
+
+def known_chat_formats() -> list[str]:
+    from llama_cpp.llama_chat_format import LlamaChatCompletionHandlerRegistry
+
+    return sorted(LlamaChatCompletionHandlerRegistry()._chat_handlers)
+
+
+def default_name(path: Path) -> str:
+    name = re.sub(r"[^a-z0-9._-]+", "-", path.stem.lower()).strip("-.") or "model"
+    return name[:64]
+
+
+def import_gguf(
+    paths: DataPaths, source: Path, name: str | None = None, chat_format: str | None = None
+) -> InstalledModel:
+    try:
+        info = inspect_gguf(source)
+    except GGUFError as exc:
+        raise ImportError_(str(exc)) from exc
+    name = name or default_name(source)
+    if not _NAME.match(name):
+        raise ImportError_(
+            f"{name!r} is not a usable name: use lowercase letters, digits, '.', '-' or '_'"
+        )
+    if chat_format is not None and chat_format not in known_chat_formats():
+        raise ImportError_(
+            f"unknown chat format {chat_format!r}; known: {', '.join(known_chat_formats())}"
+        )
+    if info.chat_template is None and chat_format is None:
+        raise ImportError_(
+            f"{source.name} has no chat template of its own; say which format it uses with "
+            "--chat-format (e.g. chatml, llama-3, gemma, phi3)"
+        )
+    paths.ensure()
+    final = paths.models_dir / f"{name}.gguf"
+    free = os.statvfs(paths.models_dir)
+    if free.f_bavail * free.f_frsize < info.file_size + 64 * 1024 * 1024:
+        raise ImportError_("not enough free disk space to copy the model into Haven's folder")
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=paths.models_dir, prefix=f".{name}.", suffix=".partial")
+    try:
+        os.fchmod(fd, PRIVATE_FILE)
+        with os.fdopen(fd, "wb") as out, source.open("rb") as src:
+            while chunk := src.read(4 * 1024 * 1024):
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, final)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        reason = "the disk is full" if exc.errno == 28 else exc.strerror
+        raise ImportError_(f"could not copy {source.name} into Haven's folder: {reason}") from exc
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    model = InstalledModel(
+        name=name,
+        file=final.name,
+        size=info.file_size,
+        sha256=digest.hexdigest(),
+        source="import",
+        chat_format=chat_format,
+    )
+    ModelRegistry(paths).add(model)
+    return model

@@ -1,0 +1,75 @@
+"""Where Haven keeps its files, and keeping them private.
+
+Everything lives under one data directory: ``HAVEN_HOME`` when set, else the
+platform's user data dir. The directory is 0700 and every file in it 0600.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def make_private_by_default() -> None:
+    """Files this process creates are readable by the owner only (SQLite side files too)."""
+    os.umask(0o077)
+
+
+def ensure_private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    os.chmod(path, PRIVATE_DIR)
+    return path
+
+
+def make_private_file(path: Path) -> None:
+    if path.exists():
+        os.chmod(path, PRIVATE_FILE)
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    """The layout of the data directory."""
+
+    root: Path
+
+    @classmethod
+    def discover(cls) -> DataPaths:
+        env = os.environ.get("HAVEN_HOME")
+        root = Path(env).expanduser() if env else Path(platformdirs.user_data_dir("haven"))
+        return cls(root=root.absolute())
+
+    @property
+    def settings_file(self) -> Path:
+        return self.root / "settings.toml"
+
+    @property
+    def journal(self) -> Path:
+        return self.root / "journal.db"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def installed_models(self) -> Path:
+        return self.models_dir / "installed.json"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def log_file(self) -> Path:
+        return self.logs_dir / "haven.log"
+
+    def ensure(self) -> DataPaths:
+        make_private_by_default()
+        for folder in (self.root, self.models_dir, self.logs_dir):
+            ensure_private_dir(folder)
+        return self

@@ -1,0 +1,19 @@
+"""Safety, independent of the model: the risk check, crisis resources, the reply check.
+
+Contract: ``app.safety.assess_risk(text)`` returns an object whose ``.level`` is one of
+``"none"``, ``"elevated"``, ``"crisis"``.
+"""
+
+from app.safety.assess import Evidence, RiskAssessment, assess_risk
+from app.safety.output_check import ReplyCheck, check_reply
+from app.safety.resources import CrisisService, resources_for
+
+__all__ = [
+    "CrisisService",
+    "Evidence",
+    "ReplyCheck",
+    "RiskAssessment",
+    "assess_risk",
+    "check_reply",
+    "resources_for",
+]

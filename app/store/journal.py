@@ -1,0 +1,362 @@
+"""The journal: sessions, messages, moods, thought records and notes in one SQLCipher file.
+
+Every write is committed when it is made (autocommit, WAL, ``synchronous=FULL``), so
+a crash or a kill loses at most the reply being typed. Methods take and return the
+pydantic records of :mod:`app.store.records`; no raw rows leave this module.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from app.store import schema
+from app.store.connection import DatabaseError, connect, integrity_problems
+from app.store.errors import JournalError, JournalExists, JournalMissing
+from app.store.records import (
+    EmotionRating,
+    Message,
+    MessageStatus,
+    MoodEntry,
+    Note,
+    RiskLevel,
+    Role,
+    SearchHit,
+    Session,
+    ThoughtRecord,
+    iso_utc,
+    now_utc,
+)
+
+R = TypeVar("R", bound=BaseModel)
+
+_JSON_FIELDS = {"emotions", "moods", "automatic_thoughts", "moods_after", "distortions"}
+_TABLES: dict[type[BaseModel], str] = {
+    Session: "sessions",
+    Message: "messages",
+    MoodEntry: "mood_entries",
+    ThoughtRecord: "thought_records",
+    Note: "notes",
+}
+
+
+def _to_row(record: BaseModel) -> dict[str, Any]:
+    row = record.model_dump(mode="json")
+    for key in _JSON_FIELDS & row.keys():
+        row[key] = json.dumps(row[key], ensure_ascii=False)
+    return row
+
+
+def _from_row(model: type[R], cursor, row) -> R:
+    data = {col[0]: value for col, value in zip(cursor.description, row, strict=True)}
+    for key in _JSON_FIELDS & data.keys():
+        data[key] = json.loads(data[key])
+    return model.model_validate(data)
+
+
+def _fts_query(text: str) -> str:
+    """Turn what a person typed into a safe FTS5 query: every word must appear."""
+    words = re.findall(r"\w+", text, flags=re.UNICODE)
+    if not words:
+        return ""
+    quoted = ['"' + w.replace('"', '""') + '"' for w in words]
+    quoted[-1] += "*"  # the last word may be half-typed
+    return " ".join(quoted)
+
+
+class Journal:
+    def __init__(self, path: Path, conn) -> None:
+        self.path = path
+        self._conn = conn
+        self._lock = threading.RLock()
+
+    # ---- opening -------------------------------------------------------------------
+
+    @staticmethod
+    def exists(path: Path) -> bool:
+        return path.is_file() and path.stat().st_size > 0
+
+    @classmethod
+    def create(cls, path: Path, passphrase: str, *, version: int | None = None) -> Journal:
+        if cls.exists(path):
+            raise JournalExists(path)
+        path.unlink(missing_ok=True)
+        journal = cls(path, connect(path, passphrase, must_exist=False))
+        journal.migrate(version)
+        return journal
+
+    @classmethod
+    def open(cls, path: Path, passphrase: str) -> Journal:
+        if not cls.exists(path):
+            raise JournalMissing(path)
+        journal = cls(path, connect(path, passphrase, must_exist=True))
+        journal.migrate()
+        return journal
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except DatabaseError:
+                    pass
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- schema --------------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        return self._conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def migrate(self, target: int | None = None) -> None:
+        target = schema.LATEST_VERSION if target is None else target
+        with self._lock:
+            current = self.version
+            if current > schema.LATEST_VERSION:
+                raise JournalError(
+                    "this journal was written by a newer Haven; update Haven to open it"
+                )
+            for number in range(current + 1, target + 1):
+                script = schema.MIGRATIONS[number - 1]
+                try:
+                    self._conn.executescript(
+                        f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
+                    )
+                except DatabaseError as exc:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise JournalError(f"could not upgrade the journal: {exc}") from exc
+
+    def integrity_problems(self) -> list[str]:
+        with self._lock:
+            return integrity_problems(self._conn)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # ---- generic helpers -------------------------------------------------------------
+
+    def _insert(self, record: R, *, or_ignore: bool = False) -> R:
+        row = _to_row(record)
+        cols = ", ".join(row)
+        marks = ", ".join(f":{c}" for c in row)
+        verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
+        with self._lock:
+            self._conn.execute(f"{verb} INTO {_TABLES[type(record)]} ({cols}) VALUES ({marks})", row)
+        return record
+
+    def _select(self, model: type[R], where: str = "", params: Any = (), order: str = "") -> list[R]:
+        sql = f"SELECT * FROM {_TABLES[model]}"
+        if where:
+            sql += f" WHERE {where}"
+        if order:
+            sql += f" ORDER BY {order}"
+        with self._lock:
+            cursor = self._conn.execute(sql, params)
+            return [_from_row(model, cursor, row) for row in cursor.fetchall()]
+
+    def _one(self, model: type[R], record_id: str) -> R | None:
+        found = self._select(model, "id = ?", (record_id,))
+        return found[0] if found else None
+
+    def _update(self, model: type[BaseModel], record_id: str, **fields: Any) -> None:
+        if not fields:
+            return
+        row = _to_row(model.model_construct(**fields))
+        values = {k: row[k] for k in fields}
+        sets = ", ".join(f"{k} = :{k}" for k in values)
+        with self._lock:
+            cursor = self._conn.execute(
+                f"UPDATE {_TABLES[model]} SET {sets} WHERE id = :_id", {**values, "_id": record_id}
+            )
+            if cursor.rowcount == 0:
+                raise JournalError(f"no such {_TABLES[model][:-1].replace('_', ' ')}")
+
+    # ---- sessions --------------------------------------------------------------------
+
+    def start_session(self, model: str | None = None, mood_before: int | None = None) -> Session:
+        return self._insert(Session(model=model, mood_before=mood_before))
+
+    def session(self, session_id: str) -> Session | None:
+        return self._one(Session, session_id)
+
+    def sessions(self, limit: int | None = None) -> list[Session]:
+        order = "started DESC" + (f" LIMIT {int(limit)}" if limit else "")
+        return self._select(Session, order=order)
+
+    def update_session(self, session_id: str, **fields: Any) -> Session:
+        Session.model_validate({**Session(id=session_id).model_dump(), **fields})
+        self._update(Session, session_id, **fields)
+        found = self.session(session_id)
+        assert found is not None
+        return found
+
+    def delete_session(self, session_id: str) -> None:
+        with self._lock:
+            self._conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+
+    def last_ended_session(self) -> Session | None:
+        found = self._select(Session, "ended IS NOT NULL", order="ended DESC LIMIT 1")
+        return found[0] if found else None
+
+    # ---- messages --------------------------------------------------------------------
+
+    def add_message(
+        self,
+        session_id: str,
+        role: Role,
+        content: str,
+        status: MessageStatus = "complete",
+        risk_level: RiskLevel = "none",
+    ) -> Message:
+        return self._insert(
+            Message(session_id=session_id, role=role, content=content, status=status,
+                    risk_level=risk_level)
+        )
+
+    def update_message(
+        self, message_id: str, content: str, status: MessageStatus | None = None
+    ) -> None:
+        fields: dict[str, Any] = {"content": content}
+        if status is not None:
+            fields["status"] = status
+        self._update(Message, message_id, **fields)
+
+    def messages(self, session_id: str) -> list[Message]:
+        return self._select(Message, "session_id = ?", (session_id,), order="created, rowid")
+
+    def message_count(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+
+    # ---- moods -----------------------------------------------------------------------
+
+    def add_mood(
+        self,
+        score: int,
+        emotions: list[EmotionRating] | None = None,
+        note: str | None = None,
+        session_id: str | None = None,
+    ) -> MoodEntry:
+        return self._insert(
+            MoodEntry(score=score, emotions=emotions or [], note=note, session_id=session_id)
+        )
+
+    def moods(self, since: datetime | None = None, until: datetime | None = None) -> list[MoodEntry]:
+        where, params = _range("created", since, until)
+        return self._select(MoodEntry, where, params, order="created")
+
+    # ---- thought records ---------------------------------------------------------------
+
+    def save_thought_record(self, record: ThoughtRecord) -> ThoughtRecord:
+        with self._lock:
+            if self._one(ThoughtRecord, record.id) is None:
+                return self._insert(record)
+            record = record.model_copy(update={"updated": now_utc()})
+            fields = record.model_dump()
+            fields.pop("id")
+            self._update(ThoughtRecord, record.id, **fields)
+            return record
+
+    def thought_record(self, record_id: str) -> ThoughtRecord | None:
+        return self._one(ThoughtRecord, record_id)
+
+    def thought_records(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[ThoughtRecord]:
+        where, params = _range("created", since, until)
+        return self._select(ThoughtRecord, where, params, order="created DESC")
+
+    def delete_thought_record(self, record_id: str) -> None:
+        with self._lock:
+            self._conn.execute("DELETE FROM thought_records WHERE id = ?", (record_id,))
+
+    # ---- notes ---------------------------------------------------------------------------
+
+    def add_note(self, body: str) -> Note:
+        return self._insert(Note(body=body))
+
+    def notes(self, since: datetime | None = None, until: datetime | None = None) -> list[Note]:
+        where, params = _range("created", since, until)
+        return self._select(Note, where, params, order="created DESC")
+
+    # ---- sessions and messages in a range (journal view, export) ----------------------
+
+    def sessions_between(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[Session]:
+        where, params = _range("started", since, until)
+        return self._select(Session, where, params, order="started")
+
+    # ---- search --------------------------------------------------------------------------
+
+    def search(self, text: str, limit: int = 50) -> list[SearchHit]:
+        query = _fts_query(text)
+        if not query:
+            return []
+        sql = (
+            "SELECT kind, ref_id, created, session_id, "
+            "snippet(search_index, 0, char(2), char(3), '…', 16) AS snippet "
+            "FROM search_index WHERE search_index MATCH ? ORDER BY created DESC LIMIT ?"
+        )
+        with self._lock:
+            cursor = self._conn.execute(sql, (query, limit))
+            return [_from_row(SearchHit, cursor, row) for row in cursor.fetchall()]
+
+    # ---- settings kept inside the journal ----------------------------------------------
+
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_setting(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(value)),
+            )
+
+    # ---- import --------------------------------------------------------------------------
+
+    def insert_if_new(self, record: BaseModel) -> bool:
+        """Insert a record from an export unless one with its id is already here."""
+        with self._lock:
+            before = self._conn.total_changes
+            self._insert(record, or_ignore=True)
+            return self._conn.total_changes > before
+
+
+def _range(column: str, since: datetime | None, until: datetime | None) -> tuple[str, tuple]:
+    clauses, params = [], []
+    if since is not None:
+        clauses.append(f"{column} >= ?")
+        params.append(iso_utc(since))
+    if until is not None:
+        clauses.append(f"{column} < ?")
+        params.append(iso_utc(until))
+    return " AND ".join(clauses), tuple(params)

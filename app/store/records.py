@@ -1,0 +1,156 @@
+"""Pydantic models for every record the journal keeps. Nothing else leaves the store."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+
+from app.cbt import Distortion, normalise_emotion
+
+Role = Literal["user", "assistant", "system"]
+MessageStatus = Literal["complete", "partial", "cancelled"]
+RiskLevel = Literal["none", "elevated", "crisis"]
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso_utc(moment: datetime) -> str:
+    """One fixed, sortable text form for every stored time (so ranges compare as text)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+Timestamp = Annotated[datetime, PlainSerializer(iso_utc, return_type=str, when_used="json")]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    id: str = Field(default_factory=new_id)
+
+
+class EmotionRating(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    intensity: int = Field(ge=0, le=100)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return normalise_emotion(value)
+
+
+class Session(Record):
+    started: Timestamp = Field(default_factory=now_utc)
+    ended: Timestamp | None = None
+    title: str | None = None
+    summary: str | None = None
+    running_summary: str | None = None
+    mood_before: int | None = Field(None, ge=0, le=10)
+    mood_after: int | None = Field(None, ge=0, le=10)
+    model: str | None = None
+    next_step: str | None = None
+
+
+class Message(Record):
+    session_id: str
+    role: Role
+    content: str
+    created: Timestamp = Field(default_factory=now_utc)
+    status: MessageStatus = "complete"
+    risk_level: RiskLevel = "none"
+
+
+class MoodEntry(Record):
+    created: Timestamp = Field(default_factory=now_utc)
+    score: int = Field(ge=0, le=10)
+    emotions: list[EmotionRating] = []
+    note: str | None = None
+    session_id: str | None = None
+
+
+class AutomaticThought(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1)
+    hot: bool = False
+
+
+class ThoughtRecord(Record):
+    created: Timestamp = Field(default_factory=now_utc)
+    updated: Timestamp = Field(default_factory=now_utc)
+    session_id: str | None = None
+    situation: str = ""
+    moods: list[EmotionRating] = []
+    automatic_thoughts: list[AutomaticThought] = []
+    evidence_for: str = ""
+    evidence_against: str = ""
+    balanced_thought: str = ""
+    balanced_belief: int | None = Field(None, ge=0, le=100)
+    moods_after: list[EmotionRating] = []
+    distortions: list[Distortion] = []
+
+    @property
+    def hot_thought(self) -> str | None:
+        hot = [t.text for t in self.automatic_thoughts if t.hot]
+        return hot[0] if hot else None
+
+
+class Note(Record):
+    created: Timestamp = Field(default_factory=now_utc)
+    updated: Timestamp = Field(default_factory=now_utc)
+    body: str = Field(min_length=1)
+
+    @field_validator("body")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a note cannot be empty")
+        return value
+
+
+SearchKind = Literal["message", "note", "thought_record"]
+
+
+class SearchHit(BaseModel):
+    """One full-text match. ``snippet`` marks matches with \\x02 ... \\x03."""
+
+    kind: SearchKind
+    ref_id: str
+    created: Timestamp
+    snippet: str
+    session_id: str | None = None
+
+    MARK_START: str = "\x02"
+    MARK_END: str = "\x03"
+
+    def snippet_with(self, start: str, end: str) -> str:
+        return self.snippet.replace(self.MARK_START, start).replace(self.MARK_END, end)
+
+    def segments(self) -> list[tuple[str, bool]]:
+        """The snippet as (text, is_match) pieces, for highlighting without markup."""
+        out: list[tuple[str, bool]] = []
+        rest = self.snippet
+        while rest:
+            start = rest.find(self.MARK_START)
+            if start < 0:
+                out.append((rest, False))
+                break
+            if start:
+                out.append((rest[:start], False))
+            end = rest.find(self.MARK_END, start)
+            end = len(rest) if end < 0 else end
+            out.append((rest[start + 1 : end], True))
+            rest = rest[end + 1 :]
+        return out
