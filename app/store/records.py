@@ -61,6 +61,7 @@ class Session(Record):
     mood_after: int | None = Field(None, ge=0, le=10)
     model: str | None = None
     next_step: str | None = None
+    folded_until: str | None = Field(None, description="last message folded into running_summary")
 
 
 class Message(Record):

@@ -20,7 +20,8 @@ MIGRATIONS: list[str] = [
         mood_before INTEGER CHECK (mood_before BETWEEN 0 AND 10),
         mood_after INTEGER CHECK (mood_after BETWEEN 0 AND 10),
         model TEXT,
-        next_step TEXT
+        next_step TEXT,
+        folded_until TEXT
     );
     CREATE TABLE messages (
         id TEXT PRIMARY KEY,

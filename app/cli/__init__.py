@@ -1,0 +1,1 @@
+"""The command line: ``haven`` (the app) and its subcommands for scripts."""

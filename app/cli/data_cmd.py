@@ -1,0 +1,171 @@
+"""``haven mood``, ``haven journal`` and ``haven passwd``: the journal from a script."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from pydantic import ValidationError
+
+from app.cli.common import CliError, Context, ask_new_passphrase, ask_passphrase, local_time, open_journal
+from app.store.records import EmotionRating, SearchHit
+from app.store.rekey import change_passphrase
+
+
+def register(sub) -> None:
+    mood = sub.add_parser("mood", help="log and list mood ratings")
+    msub = mood.add_subparsers(dest="mood_command", metavar="ACTION", required=True)
+    p = msub.add_parser("add", help="log a mood from 0 (very low) to 10 (very good)")
+    p.add_argument("score", help="0 to 10")
+    p.add_argument("--emotion", action="append", default=[], metavar="NAME=INTENSITY",
+                   help="a named emotion with intensity 0-100 (repeatable), e.g. anxious=60")
+    p.add_argument("--note", help="a short note")
+    p.set_defaults(func=cmd_mood_add)
+    p = msub.add_parser("list", help="list mood entries, oldest first")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_mood_list)
+
+    journal = sub.add_parser("journal", help="notes, the journal list and full-text search")
+    jsub = journal.add_subparsers(dest="journal_command", metavar="ACTION", required=True)
+    p = jsub.add_parser("note", help="write a free journal note")
+    p.add_argument("text")
+    p.set_defaults(func=cmd_note)
+    p = jsub.add_parser("list", help="sessions, notes and thought records, newest first")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_journal_list)
+    p = jsub.add_parser("search", help="search everything you have written")
+    p.add_argument("query")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("passwd", help="change the journal passphrase",
+                       description="Asks for the current passphrase once and the new one twice "
+                       "(or reads HAVEN_PASSPHRASE and HAVEN_NEW_PASSPHRASE).")
+    p.set_defaults(func=cmd_passwd)
+
+
+def _score(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise CliError(f"mood score must be a whole number from 0 to 10, not {text!r}") from exc
+    if not 0 <= value <= 10:
+        raise CliError(f"mood score must be from 0 to 10, not {value}")
+    return value
+
+
+def _emotion(spec: str) -> EmotionRating:
+    name, sep, intensity = spec.partition("=")
+    if not sep:
+        raise CliError(f"--emotion takes NAME=INTENSITY (e.g. anxious=60), not {spec!r}")
+    try:
+        value = int(intensity)
+    except ValueError as exc:
+        raise CliError(f"emotion intensity must be a whole number 0-100, not {intensity!r}") from exc
+    if not 0 <= value <= 100:
+        raise CliError(f"emotion intensity must be from 0 to 100, not {value}")
+    try:
+        return EmotionRating(name=name, intensity=value)
+    except ValidationError as exc:
+        raise CliError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from exc
+
+
+def cmd_mood_add(args: argparse.Namespace) -> int:
+    score = _score(args.score)
+    emotions = [_emotion(e) for e in args.emotion]
+    if args.note is not None and not args.note.strip():
+        raise CliError("the note is empty; leave out --note or write something")
+    ctx = Context()
+    with open_journal(ctx) as journal:
+        entry = journal.add_mood(score, emotions, args.note)
+    print(f"Logged mood {entry.score}/10.")
+    return 0
+
+
+def cmd_mood_list(args: argparse.Namespace) -> int:
+    ctx = Context()
+    with open_journal(ctx, create=False) as journal:
+        entries = journal.moods()
+    if args.json:
+        print(json.dumps([e.model_dump(mode="json") for e in entries], indent=2, ensure_ascii=False))
+        return 0
+    if not entries:
+        print("No mood entries yet. Add one with: haven mood add SCORE")
+    for e in entries:
+        emotions = ", ".join(f"{x.name} {x.intensity}" for x in e.emotions)
+        note = f" — {e.note}" if e.note else ""
+        print(f"{local_time(e.created)}  {e.score:>2}/10  {emotions}{note}")
+    return 0
+
+
+def cmd_note(args: argparse.Namespace) -> int:
+    if not args.text.strip():
+        raise CliError("the note is empty")
+    ctx = Context()
+    with open_journal(ctx) as journal:
+        journal.add_note(args.text)
+    print("Note saved.")
+    return 0
+
+
+def cmd_journal_list(args: argparse.Namespace) -> int:
+    ctx = Context()
+    with open_journal(ctx, create=False) as journal:
+        items = [
+            {"kind": "session", "id": s.id, "created": s.started,
+             "text": s.title or "Untitled session", "summary": s.summary}
+            for s in journal.sessions()
+        ] + [
+            {"kind": "note", "id": n.id, "created": n.created, "text": n.body}
+            for n in journal.notes()
+        ] + [
+            {"kind": "thought_record", "id": t.id, "created": t.created,
+             "text": t.situation or (t.hot_thought or "Thought record")}
+            for t in journal.thought_records()
+        ]
+    items.sort(key=lambda i: i["created"], reverse=True)
+    if args.json:
+        print(json.dumps([{**i, "created": i["created"].isoformat()} for i in items], indent=2,
+                         ensure_ascii=False))
+        return 0
+    if not items:
+        print("Your journal is empty.")
+    for i in items:
+        first = i["text"].strip().splitlines()[0] if i["text"].strip() else ""
+        print(f"{local_time(i['created'])}  {i['kind'].replace('_', ' '):<14} {first[:60]}")
+    return 0
+
+
+def _hit_json(hit: SearchHit) -> dict:
+    data = hit.model_dump(mode="json", exclude={"MARK_START", "MARK_END"})
+    data["snippet"] = hit.snippet_with("**", "**")
+    return data
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    if not args.query.strip():
+        raise CliError("the search is empty")
+    ctx = Context()
+    with open_journal(ctx, create=False) as journal:
+        hits = journal.search(args.query)
+    if args.json:
+        print(json.dumps([_hit_json(h) for h in hits], indent=2, ensure_ascii=False))
+        return 0
+    if not hits:
+        print("Nothing found.")
+    for h in hits:
+        snippet = " ".join(h.snippet_with("**", "**").split())
+        print(f"{local_time(h.created)}  {h.kind.replace('_', ' '):<14} {snippet}")
+    return 0
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    ctx = Context()
+    path = ctx.paths.journal
+    if not path.exists():
+        raise CliError(f"there is no journal yet at {path}")
+    current = ask_passphrase("Current passphrase: ")
+    new = ask_new_passphrase(env="HAVEN_NEW_PASSPHRASE")
+    change_passphrase(path, current, new)
+    print("Passphrase changed. Use the new one from now on.")
+    return 0

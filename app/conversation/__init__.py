@@ -1,0 +1,1 @@
+"""The CBT conversation: sits between the app and the engine, the store and safety."""

@@ -1,0 +1,237 @@
+"""The export document: every record as versioned JSON, and the same journal as Markdown.
+
+The JSON is described by ``docs/export.schema.json`` (generated from
+:class:`ExportDocument`; a test keeps the two in step). The plaintext inside an export
+file is one UTF-8 text: Markdown, JSON, or (the default) Markdown followed by the JSON
+in a fenced block, so that a person can read it and Haven can import it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app import __version__
+from app.cbt import Distortion
+from app.store import Journal
+from app.store.records import (
+    EmotionRating,
+    Message,
+    MoodEntry,
+    Note,
+    Session,
+    ThoughtRecord,
+    Timestamp,
+    now_utc,
+)
+
+SCHEMA_VERSION = 1
+FENCE_OPEN = "```json haven-export"
+Format = Literal["markdown", "json", "both"]
+
+
+class ExportDocument(BaseModel):
+    """A Haven journal export (schema version 1)."""
+
+    model_config = ConfigDict(extra="forbid", title="Haven journal export")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    app: Literal["haven"] = "haven"
+    app_version: str = __version__
+    exported_at: Timestamp = Field(default_factory=now_utc)
+    since: Timestamp | None = None
+    until: Timestamp | None = None
+    sessions: list[Session] = []
+    messages: list[Message] = []
+    mood_entries: list[MoodEntry] = []
+    thought_records: list[ThoughtRecord] = []
+    notes: list[Note] = []
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {k: len(getattr(self, k)) for k in
+                ("sessions", "messages", "mood_entries", "thought_records", "notes")}
+
+
+def collect(journal: Journal, since: datetime | None, until: datetime | None) -> ExportDocument:
+    sessions = journal.sessions_between(since, until)
+    messages = [m for s in sessions for m in journal.messages(s.id)]
+    return ExportDocument(
+        since=since,
+        until=until,
+        sessions=sessions,
+        messages=messages,
+        mood_entries=journal.moods(since, until),
+        thought_records=sorted(journal.thought_records(since, until), key=lambda t: t.created),
+        notes=sorted(journal.notes(since, until), key=lambda n: n.created),
+    )
+
+
+def to_json(doc: ExportDocument) -> str:
+    return doc.model_dump_json(indent=2)
+
+
+def render(doc: ExportDocument, fmt: Format) -> bytes:
+    if fmt == "json":
+        text = to_json(doc)
+    elif fmt == "markdown":
+        text = to_markdown(doc)
+    else:
+        text = (to_markdown(doc) + "\n\n---\n\n## Machine-readable copy\n\n"
+                "The same journal as JSON, for importing into Haven "
+                "(schema: docs/export.schema.json in Haven's source).\n\n"
+                f"{FENCE_OPEN}\n{to_json(doc)}\n```\n")
+    return text.encode("utf-8")
+
+
+class NotAnExport(ValueError):
+    pass
+
+
+def parse(plaintext: bytes) -> ExportDocument:
+    """Read an export's plaintext (JSON, or Markdown with the fenced JSON copy)."""
+    try:
+        text = plaintext.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotAnExport("the decrypted file is not a Haven export (not text)") from exc
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        raw = stripped
+    else:
+        start = text.rfind(FENCE_OPEN)
+        if start < 0:
+            raise NotAnExport(
+                "this export holds only Markdown, which Haven cannot import; export again with "
+                "--format both or --format json"
+            )
+        body = text[start + len(FENCE_OPEN):]
+        end = body.rfind("\n```")
+        raw = body[:end] if end >= 0 else body
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise NotAnExport("the export's JSON is damaged") from exc
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if version != SCHEMA_VERSION:
+        raise NotAnExport(f"unsupported export schema version {version!r}; update Haven")
+    try:
+        return ExportDocument.model_validate(data)
+    except ValueError as exc:
+        raise NotAnExport(f"the export's JSON does not match the schema: {exc}") from exc
+
+
+# ---- Markdown ---------------------------------------------------------------------------
+
+def _local(moment: datetime, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return moment.astimezone().strftime(fmt)
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return re.sub(r"\r?\n", "<br>", text.strip()).replace("|", "\\|") or " "
+
+
+def _quote(text: str) -> str:
+    return "\n".join("> " + line if line.strip() else ">" for line in text.strip().splitlines())
+
+
+def _moods(moods: list[EmotionRating]) -> str:
+    return ", ".join(f"{m.name} {m.intensity}" for m in moods)
+
+
+TRAP_NAMES = {
+    Distortion.ALL_OR_NOTHING: "All-or-nothing thinking",
+    Distortion.OVERGENERALISATION: "Overgeneralisation",
+    Distortion.MENTAL_FILTER: "Mental filter",
+    Distortion.DISQUALIFYING_THE_POSITIVE: "Disqualifying the positive",
+    Distortion.MIND_READING: "Mind reading",
+    Distortion.FORTUNE_TELLING: "Fortune telling",
+    Distortion.CATASTROPHISING: "Catastrophising or minimising",
+    Distortion.EMOTIONAL_REASONING: "Emotional reasoning",
+    Distortion.SHOULD_STATEMENTS: "Should statements",
+    Distortion.LABELLING: "Labelling",
+    Distortion.PERSONALISATION_AND_BLAME: "Personalisation and blame",
+}
+
+
+def _session_md(session: Session, messages: list[Message]) -> list[str]:
+    out = [f"## {_local(session.started)} — Session: {session.title or 'Untitled'}", ""]
+    moods = []
+    if session.mood_before is not None:
+        moods.append(f"mood at the start {session.mood_before}/10")
+    if session.mood_after is not None:
+        moods.append(f"at the end {session.mood_after}/10")
+    if moods:
+        out += [f"*{'; '.join(moods).capitalize()}*", ""]
+    if session.summary:
+        out += ["**Summary**", "", _quote(session.summary), ""]
+    if session.next_step:
+        out += [f"**Between-session step:** {session.next_step}", ""]
+    for m in messages:
+        who = {"user": "You", "assistant": "Haven", "system": "Haven (notice)"}[m.role]
+        flag = {"partial": " *(interrupted)*", "cancelled": " *(stopped)*"}.get(m.status, "")
+        if not m.content.strip():
+            continue
+        out += [f"**{who}** · {_local(m.created, '%H:%M')}{flag}", "", _quote(m.content), ""]
+    return out
+
+
+def _thought_record_md(t: ThoughtRecord) -> list[str]:
+    thoughts = "<br>".join(
+        ("🔥 " if th.hot else "") + _cell(th.text) for th in t.automatic_thoughts
+    )
+    belief = f" (belief {t.balanced_belief}/100)" if t.balanced_belief is not None else ""
+    rows = [
+        ("Situation", _cell(t.situation)),
+        ("Moods (0–100)", _cell(_moods(t.moods))),
+        ("Automatic thoughts (🔥 = hot)", thoughts or " "),
+        ("Evidence for", _cell(t.evidence_for)),
+        ("Evidence against", _cell(t.evidence_against)),
+        ("Balanced thought", _cell(t.balanced_thought) + belief),
+        ("Moods re-rated", _cell(_moods(t.moods_after))),
+        ("Thinking traps", _cell(", ".join(TRAP_NAMES[d] for d in t.distortions))),
+    ]
+    return [f"## {_local(t.created)} — Thought record", "", "| Column | Entry |", "|---|---|",
+            *[f"| {k} | {v} |" for k, v in rows], ""]
+
+
+def to_markdown(doc: ExportDocument) -> str:
+    span = ""
+    if doc.since or doc.until:
+        span = (f" · from {_local(doc.since, '%Y-%m-%d') if doc.since else 'the beginning'}"
+                f" to {_local(doc.until, '%Y-%m-%d') if doc.until else 'now'}")
+    lines = [
+        "# Haven journal",
+        "",
+        f"Exported {_local(doc.exported_at)}{span} · Haven {doc.app_version}",
+        "",
+        "> Private: personal reflections written with Haven, a self-help tool (not therapy).",
+        "",
+    ]
+    by_session: dict[str, list[Message]] = {}
+    for m in doc.messages:
+        by_session.setdefault(m.session_id, []).append(m)
+    entries: list[tuple[datetime, list[str]]] = []
+    for s in doc.sessions:
+        entries.append((s.started, _session_md(s, by_session.get(s.id, []))))
+    for e in doc.mood_entries:
+        body = [f"## {_local(e.created)} — Mood {e.score}/10", ""]
+        if e.emotions:
+            body += [f"Emotions: {_moods(e.emotions)}", ""]
+        if e.note:
+            body += [_quote(e.note), ""]
+        entries.append((e.created, body))
+    for t in doc.thought_records:
+        entries.append((t.created, _thought_record_md(t)))
+    for n in doc.notes:
+        entries.append((n.created, [f"## {_local(n.created)} — Note", "", _quote(n.body), ""]))
+    entries.sort(key=lambda item: item[0])
+    if not entries:
+        lines += ["*Nothing in this period.*", ""]
+    for _, body in entries:
+        lines += body
+    return "\n".join(lines).rstrip() + "\n"
