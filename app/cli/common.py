@@ -7,6 +7,7 @@ import os
 import sys
 from datetime import UTC, date, datetime
 
+from app.logs import setup_logging
 from app.paths import DataPaths
 from app.settings import Settings, load_settings
 from app.store import Journal
@@ -25,6 +26,7 @@ class Context:
     def __init__(self) -> None:
         self.paths = DataPaths.discover().ensure()
         self._settings: Settings | None = None
+        setup_logging(self.paths.log_file)  # libraries' warnings go to the log, not the terminal
 
     @property
     def settings(self) -> Settings:

@@ -96,6 +96,7 @@ def _hub_unreachable(exc: Exception) -> DownloadError:
 def resolve_remote(repo: str, filename: str, revision: str = "main") -> RemoteFile:
     """Ask the hub what the file is: size, sha256 and where to fetch it."""
     from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.constants import is_offline_mode
     from huggingface_hub.errors import (
         EntryNotFoundError,
         HfHubHTTPError,
@@ -103,7 +104,6 @@ def resolve_remote(repo: str, filename: str, revision: str = "main") -> RemoteFi
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
-    from huggingface_hub.utils import is_offline_mode
 
     if is_offline_mode():
         raise DownloadError(
@@ -112,6 +112,9 @@ def resolve_remote(repo: str, filename: str, revision: str = "main") -> RemoteFi
         )
     try:
         infos = HfApi(token=False).get_paths_info(repo, [filename], revision=revision, token=False)
+        info = next((i for i in infos if getattr(i, "path", None) == filename), None)
+        if info is None:
+            raise DownloadError(f"{repo!r} has no file {filename!r}")
         meta = get_hf_file_metadata(
             hf_hub_url(repo, filename, revision=revision), token=False, retry_on_errors=True
         )
@@ -136,9 +139,6 @@ def resolve_remote(repo: str, filename: str, revision: str = "main") -> RemoteFi
             raise _hub_unreachable(exc) from exc
         raise
 
-    info = next((i for i in infos if getattr(i, "path", None) == filename), None)
-    if info is None:
-        raise DownloadError(f"{repo!r} has no file {filename!r}")
     sha256 = info.lfs.sha256 if getattr(info, "lfs", None) else (meta.etag or "")
     size = info.lfs.size if getattr(info, "lfs", None) else info.size
     if not _HEX64.match(sha256 or ""):
@@ -184,8 +184,14 @@ def fetch(
     progress: ProgressCallback | None = None,
 ) -> Path:
     """Download ``remote`` into its partial file (resuming), verify, and return the partial path."""
+    from huggingface_hub import constants
     from huggingface_hub.file_download import http_get
     from huggingface_hub.utils import build_hf_headers
+
+    # huggingface_hub buffers 10 MiB per read: a dropped connection loses the unwritten
+    # buffer and resumes from the last whole chunk. 1 MiB loses less and moves the bar
+    # smoothly.
+    constants.DOWNLOAD_CHUNK_SIZE = min(constants.DOWNLOAD_CHUNK_SIZE, 1024 * 1024)
 
     paths.ensure()
     part = partial_path(paths, remote.sha256)

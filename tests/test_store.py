@@ -1,0 +1,254 @@
+"""The encrypted journal: a real SQLCipher file on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from app.store import Journal, WrongPassphrase, schema
+from app.store.records import AutomaticThought, EmotionRating, ThoughtRecord
+from app.store.rekey import change_passphrase, rekey_path
+from tests.conftest import PASSPHRASE, ROOT, run_haven
+
+MARKER = "zebra-marmalade-4417"
+
+
+def digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def fill(journal: Journal, marker: str = MARKER) -> None:
+    session = journal.start_session(model="test")
+    journal.add_message(session.id, "user", f"I keep thinking about {marker} at work")
+    journal.add_message(session.id, "assistant", f"That sounds hard. Tell me about {marker}?")
+    journal.add_mood(4, [EmotionRating(name="anxious", intensity=70)], f"note {marker}")
+    journal.add_note(f"Journal note about {marker}")
+    journal.save_thought_record(ThoughtRecord(
+        situation=f"Meeting about {marker}",
+        automatic_thoughts=[AutomaticThought(text="They think I'm useless", hot=True)],
+        evidence_against="My manager thanked me last week",
+    ))
+
+
+def test_no_plaintext_anywhere_in_the_data_dir(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    journal = Journal.create(home / "journal.db", PASSPHRASE)
+    fill(journal)
+    # while the journal is open the WAL holds recent pages: check it too
+    files = [p for p in home.rglob("*") if p.is_file()]
+    assert any(p.name.endswith("-wal") for p in files)
+    for path in files:
+        data = path.read_bytes()
+        assert MARKER.encode() not in data, path
+        assert MARKER.encode("utf-16-le") not in data, path
+        assert not data.startswith(b"SQLite format 3"), path
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    journal.close()
+    for path in (p for p in home.rglob("*") if p.is_file()):
+        assert MARKER.encode() not in path.read_bytes(), path
+
+
+def test_cli_writes_leave_no_plaintext_and_private_permissions(haven_home):
+    assert run_haven(haven_home, "mood", "add", "3", "--note", MARKER).returncode == 0
+    assert run_haven(haven_home, "journal", "note", f"about {MARKER}").returncode == 0
+    found = run_haven(haven_home, "journal", "search", MARKER)
+    assert "**marmalade**" in found.stdout
+    assert stat.S_IMODE(haven_home.stat().st_mode) == 0o700
+    for path in haven_home.rglob("*"):
+        if path.is_file():
+            assert MARKER.encode() not in path.read_bytes(), path
+            assert not path.read_bytes().startswith(b"SQLite format 3"), path
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        else:
+            assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
+
+
+def test_wrong_passphrase_is_clear_and_changes_nothing(tmp_path):
+    path = tmp_path / "journal.db"
+    Journal.create(path, PASSPHRASE).close()
+    before = digest(path)
+    with pytest.raises(WrongPassphrase):
+        Journal.open(path, "not the passphrase")
+    assert digest(path) == before
+    assert not (tmp_path / "journal.db-wal").exists()
+
+
+def test_cli_wrong_passphrase_exit_2_one_line_file_unchanged(haven_home):
+    assert run_haven(haven_home, "journal", "note", "hello").returncode == 0
+    db = haven_home / "journal.db"
+    before = digest(db)
+    env = {k: v for k, v in os.environ.items()}
+    env.update(HAVEN_HOME=str(haven_home), HAVEN_PASSPHRASE="wrong horse")
+    result = run_haven(haven_home, "journal", "list", env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "passphrase does not open" in result.stderr
+    assert result.stdout == ""
+    assert digest(db) == before
+
+
+def test_migrations_from_empty_and_from_each_older_version(tmp_path):
+    fresh = Journal.create(tmp_path / "fresh.db", PASSPHRASE)
+    assert fresh.version == schema.LATEST_VERSION
+    fresh.close()
+    for version in range(1, schema.LATEST_VERSION):
+        path = tmp_path / f"v{version}.db"
+        old = Journal.create(path, PASSPHRASE, version=version)
+        assert old.version == version
+        session = old.start_session()
+        old.add_message(session.id, "user", f"written at version {version} {MARKER}")
+        old.add_note(f"an old note {MARKER}")
+        old.close()
+        upgraded = Journal.open(path, PASSPHRASE)
+        assert upgraded.version == schema.LATEST_VERSION
+        kinds = sorted(h.kind for h in upgraded.search(MARKER))
+        assert kinds == ["message", "note"]  # the index was built for what was already there
+        assert upgraded.integrity_problems() == []
+        upgraded.close()
+
+
+def test_search_snippets_newest_first_and_safe_queries(tmp_path):
+    journal = Journal.create(tmp_path / "j.db", PASSPHRASE)
+    journal.add_note("Walking in the park helped my mood")
+    time.sleep(0.01)
+    session = journal.start_session()
+    msg = journal.add_message(session.id, "user", "The park was quiet and I felt calmer walking")
+    hits = journal.search("walk park")
+    assert [h.kind for h in hits] == ["message", "note"]
+    assert hits[0].ref_id == msg.id and hits[0].session_id == session.id
+    assert "\x02" in hits[0].snippet
+    assert any(match for _, match in hits[0].segments())
+    for nasty in ['"unbalanced', "AND OR NOT", "*", "park) OR (x", "NEAR(", ""]:
+        journal.search(nasty)  # never an FTS syntax error
+    journal.update_message(msg.id, "edited text about lakes")
+    assert [h.kind for h in journal.search("park")] == ["note"]
+    assert journal.search("lakes")[0].ref_id == msg.id
+    journal.close()
+
+
+def test_passphrase_change_rekeys_and_verifies(tmp_path):
+    path = tmp_path / "journal.db"
+    journal = Journal.create(path, PASSPHRASE)
+    fill(journal)
+    journal.close()
+    change_passphrase(path, PASSPHRASE, "a brand new passphrase")
+    with pytest.raises(WrongPassphrase):
+        Journal.open(path, PASSPHRASE)
+    reopened = Journal.open(path, "a brand new passphrase")
+    assert len(reopened.search(MARKER)) == 4
+    assert reopened.integrity_problems() == []
+    reopened.close()
+    assert not rekey_path(path).exists()
+
+
+def test_a_crash_during_passphrase_change_leaves_the_old_journal(tmp_path, monkeypatch):
+    path = tmp_path / "journal.db"
+    journal = Journal.create(path, PASSPHRASE)
+    fill(journal)
+    journal.close()
+
+    import app.store.rekey as rekey
+
+    def crash(*args):
+        raise OSError("power cut")
+
+    monkeypatch.setattr(rekey.os, "replace", crash)
+    with pytest.raises(OSError):
+        change_passphrase(path, PASSPHRASE, "another passphrase")
+    monkeypatch.undo()
+    assert not rekey_path(path).exists()
+    with Journal.open(path, PASSPHRASE) as still_old:
+        assert len(still_old.search(MARKER)) == 4
+
+
+def test_cli_passwd(haven_home):
+    assert run_haven(haven_home, "journal", "note", f"before {MARKER}").returncode == 0
+    env = dict(os.environ, HAVEN_HOME=str(haven_home), HAVEN_PASSPHRASE=PASSPHRASE,
+               HAVEN_NEW_PASSPHRASE="short")
+    assert run_haven(haven_home, "passwd", env=env).returncode == 2
+    env["HAVEN_NEW_PASSPHRASE"] = "my new long passphrase"
+    changed = run_haven(haven_home, "passwd", env=env)
+    assert changed.returncode == 0, changed.stderr
+    assert run_haven(haven_home, "journal", "list").returncode == 2  # old passphrase
+    env = dict(env, HAVEN_PASSPHRASE="my new long passphrase")
+    assert "marmalade" in run_haven(haven_home, "journal", "search", MARKER, env=env).stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["mood", "add", "11"], "from 0 to 10"),
+    (["mood", "add", "-1"], "from 0 to 10"),
+    (["mood", "add", "seven"], "whole number"),
+    (["mood", "add", "5", "--emotion", "anxious=101"], "0 to 100"),
+    (["mood", "add", "5", "--emotion", "grumpish=10"], "unknown emotion"),
+    (["mood", "add", "5", "--emotion", "anxious"], "NAME=INTENSITY"),
+    (["mood", "add", "5", "--note", "   "], "empty"),
+    (["journal", "note", "  "], "empty"),
+    (["journal", "search", " "], "empty"),
+])
+def test_cli_bad_input_one_line_exit_2(haven_home, args, message):
+    result = run_haven(haven_home, *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_json_listings(haven_home):
+    run_haven(haven_home, "mood", "add", "6", "--emotion", "calm=40", "--emotion", "tired=30")
+    run_haven(haven_home, "journal", "note", "a quiet day")
+    import json
+
+    moods = json.loads(run_haven(haven_home, "mood", "list", "--json").stdout)
+    assert moods[0]["score"] == 6 and {e["name"] for e in moods[0]["emotions"]} == {"calm", "tired"}
+    items = json.loads(run_haven(haven_home, "journal", "list", "--json").stdout)
+    assert items[0]["kind"] == "note" and items[0]["text"] == "a quiet day"
+    hits = json.loads(run_haven(haven_home, "journal", "search", "quiet", "--json").stdout)
+    assert hits[0]["snippet"] == "a **quiet** day"
+
+
+CHILD = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from app.store import Journal
+    journal = Journal.open(Path(sys.argv[1]), sys.argv[2])
+    session = journal.start_session()
+    for i in range(20):
+        journal.add_message(session.id, "user", f"message {i}")
+        journal.add_message(session.id, "assistant", f"reply {i}")
+    reply = journal.add_message(session.id, "assistant", "", status="partial")
+    text = ""
+    i = 0
+    while True:
+        text += f"token{i} "
+        journal.update_message(reply.id, text, "partial")
+        if i == 50:
+            print("streaming", flush=True)
+        i += 1
+""")
+
+
+def test_sigkill_mid_stream_loses_nothing_earlier(tmp_path):
+    path = tmp_path / "journal.db"
+    Journal.create(path, PASSPHRASE).close()
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), PASSPHRASE], cwd=ROOT,
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "streaming"
+    time.sleep(0.2)
+    child.kill()
+    child.wait()
+    with Journal.open(path, PASSPHRASE) as journal:
+        assert journal.integrity_problems() == []
+        session = journal.sessions()[0]
+        messages = journal.messages(session.id)
+        assert [m.content for m in messages[:40]] == [
+            text for i in range(20) for text in (f"message {i}", f"reply {i}")
+        ]
+        last = messages[-1]
+        assert last.status == "partial" and last.content.startswith("token0 token1")
