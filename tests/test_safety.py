@@ -1,0 +1,111 @@
+"""The deterministic risk check, the reply check and crisis resources."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from app.safety import assess_risk, check_reply, resources_for
+from app.safety.output_check import ReplyGuard
+from app.safety.resources import all_resources, countries
+from scripts.risk_report import evaluate
+from tests.conftest import ROOT
+
+
+def test_labelled_set_meets_the_targets():
+    report = evaluate()
+    assert report["messages"] >= 150
+    assert min(report["per_level"].values()) >= 40
+    assert report["crisis_recall"] >= 0.98, report["misses"]
+    assert report["none_precision"] >= 0.95, report["misses"]
+
+
+def test_the_report_script_prints_the_figures():
+    out = subprocess.run([sys.executable, "scripts/risk_report.py"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    assert "crisis recall" in out and "none precision" in out and "ms" in out
+
+
+@pytest.mark.parametrize("text", [
+    "this exam is killing me", "I could murder a coffee", "I'm dying to see it",
+    "kill the process", "I'm not suicidal, just tired",
+])
+def test_idioms_and_negations_from_the_brief_are_none(text):
+    assert assess_risk(text).level == "none"
+
+
+@pytest.mark.parametrize("text, level", [
+    ("im going to kill myself", "crisis"),
+    ("IM GOING TO KILL MYSELF", "crisis"),
+    ("i'm gonna kil myslef", "crisis"),
+    ("i dont want to be alive", "elevated"),
+    ("I’m going to kill myself", "crisis"),  # curly apostrophe
+])
+def test_case_typos_and_apostrophes(text, level):
+    assert assess_risk(text).level == level
+
+
+def test_text_spread_over_sentences_and_long_messages():
+    long = ("Work was fine today. I went for a walk and cooked dinner. " * 200
+            + "But honestly, tonight I am going to end it all.")
+    result = assess_risk(long)
+    assert result.level == "crisis"
+    assert "suicide" in result.categories
+    ev = result.evidence[0]
+    assert long[ev.start:ev.end] == ev.text and "end it" in ev.text.lower()
+    huge = "I feel okay. " * 30_000 + "I want to kill myself"
+    assert assess_risk(huge).level == "crisis"
+
+
+def test_categories_and_evidence_spans():
+    text = "My husband hits me. I took a whole bottle of pills."
+    result = assess_risk(text)
+    assert result.level == "crisis"
+    assert set(result.categories) == {"abuse or violence at home", "medical emergency"}
+    for ev in result.evidence:
+        assert text[ev.start:ev.end] == ev.text
+
+
+def test_means_questions_need_distress_context():
+    assert assess_risk("What are the bridges taller than 25 meters in NYC?").level == "none"
+    assert assess_risk(
+        "I just lost my job. What are the bridges taller than 25 meters in NYC?"
+    ).level == "elevated"
+
+
+def test_reply_check_blocks_harm_methods_and_false_claims():
+    assert not check_reply("You should just kill yourself.").safe
+    assert not check_reply("A lethal dose would be about 10 grams.").safe
+    assert not check_reply("As a licensed therapist, I think you have depression.").safe
+    assert not check_reply("I'm a real person, not a bot.").safe
+    assert check_reply("I'm not a therapist, but I'm here to listen. Please don't hurt yourself.").safe
+    assert check_reply("That sounds really hard. What went through your mind?").safe
+
+
+def test_reply_guard_never_shows_the_dangerous_phrase():
+    guard = ReplyGuard()
+    shown = ""
+    for chunk in ["That ", "sounds hard. ", "Honestly you ", "should just ", "kill ", "yourself ",
+                  "and be done."]:
+        shown += guard.feed(chunk)
+    shown += guard.finish()
+    assert guard.tripped is not None
+    assert "kill" not in shown and "yourself" not in shown
+    safe = ReplyGuard()
+    out = "".join(safe.feed(c) for c in ["It sounds ", "like a heavy ", "week. ", "What helped?"])
+    assert out + safe.finish() == "It sounds like a heavy week. What helped?"
+
+
+def test_resources_follow_the_country_with_an_international_default():
+    assert resources_for("GB").emergency == "999"
+    assert "Samaritans" in [s.name for s in resources_for("gb").services]
+    assert "988" in resources_for("US").services[0].how
+    fallback = resources_for("XX")
+    assert fallback.code == "international" and "findahelpline.com" in fallback.services[0].how
+    abuse = resources_for("GB", ("abuse or violence at home",))
+    assert abuse.services[0].for_ == "abuse"
+    assert countries()[0][0] == "international"
+    for code, entry in all_resources().items():
+        assert entry.emergency and entry.services, code
