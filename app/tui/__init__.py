@@ -1,0 +1,1 @@
+"""The Textual app. Widgets render and post messages; screens call the companion."""

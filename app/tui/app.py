@@ -1,0 +1,200 @@
+"""HavenApp: first run, unlock, then the chat screen and everything reachable from it.
+
+The app holds the parts (journal, engine, companion) once unlocked; screens call the
+companion and the store through it; widgets only render and post messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from app.conversation.companion import Companion
+from app.conversation.prompts import prompt_library
+from app.llm import Engine, EngineState, ModelSpec
+from app.paths import DataPaths
+from app.runtime import NoModelSelected, selected_model_spec
+from app.settings import Settings, save_settings
+from app.store import Journal
+
+log = logging.getLogger("haven.tui")
+
+EngineFactory = Callable[[ModelSpec | None], object | None]
+
+
+def real_engine(spec: ModelSpec | None):
+    if spec is None:
+        return None
+    engine = Engine()
+    engine.load(spec)
+    return engine
+
+
+class HavenApp(App):
+    TITLE = "Haven"
+    SUB_TITLE = "a private CBT companion"
+    CSS = """
+    Screen { background: $background; }
+    .hint { color: $text-muted; }
+    .error { color: $error; }
+    .form-row { height: auto; margin: 0 0 1 0; }
+    .buttons { height: auto; margin: 1 0 0 0; }
+    .buttons Button { margin: 0 1 0 0; }
+    .dialog { width: 76; max-width: 100%; height: auto; max-height: 100%; border: thick $accent;
+              background: $surface; padding: 1 2; }
+    ModalScreen { align: center middle; }
+    """
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("f1", "help", "Help"),
+    ]
+
+    def __init__(self, paths: DataPaths, settings: Settings,
+                 engine_factory: EngineFactory = real_engine) -> None:
+        super().__init__()
+        self.paths = paths
+        self.settings = settings
+        self.engine_factory = engine_factory
+        self.journal: Journal | None = None
+        self.engine = None
+        self.companion: Companion | None = None
+        self.prompts = prompt_library()
+        self._engine_listeners: list[Callable[[], None]] = []
+
+    # ---- start-up ------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.theme = self.settings.theme if self.settings.theme in self.available_themes else "textual-dark"
+        from app.tui.screens.unlock import CreatePassphraseScreen, UnlockScreen
+        from app.tui.screens.welcome import WelcomeScreen
+
+        if not self.settings.notice_acknowledged:
+            self.push_screen(WelcomeScreen())
+        elif Journal.exists(self.paths.journal):
+            self.push_screen(UnlockScreen())
+        else:
+            self.push_screen(CreatePassphraseScreen())
+
+    def after_notice(self) -> None:
+        from app.tui.screens.unlock import CreatePassphraseScreen, UnlockScreen
+
+        self.settings.notice_acknowledged = True
+        save_settings(self.paths, self.settings)
+        screen = UnlockScreen() if Journal.exists(self.paths.journal) else CreatePassphraseScreen()
+        self.switch_screen(screen)
+
+    def unlocked(self, journal: Journal, first_run: bool = False) -> None:
+        """The journal is open: start the model in the background and show the chat."""
+        from app.tui.screens.chat import ChatScreen
+        from app.tui.screens.models import ModelsScreen
+
+        self.journal = journal
+        self.start_engine()
+        self.companion = Companion(journal=journal, engine=self.engine, settings=self.settings)
+        self.switch_screen(ChatScreen())
+        if first_run and self.engine is None:
+            self.push_screen(ModelsScreen(first_run=True))
+
+    # ---- the engine ------------------------------------------------------------------------
+
+    def model_spec(self) -> ModelSpec | None:
+        try:
+            return selected_model_spec(self.paths, self.settings)
+        except NoModelSelected:
+            return None
+
+    def start_engine(self) -> None:
+        old = self.engine
+        if old is not None:
+            threading.Thread(target=old.close, daemon=True).start()
+        self.engine = self.engine_factory(self.model_spec())
+        if self.engine is not None:
+            self.engine.on_state(lambda state, detail: self.run_on_ui(self.engine_changed))
+        if self.companion is not None:
+            self.companion.engine = self.engine
+        self.engine_changed()
+
+    def engine_status(self) -> str:
+        engine = self.engine
+        if engine is None:
+            return "No model yet — journaling works; F4 to download one"
+        name = engine.spec.name if engine.spec else "model"
+        if engine.state is EngineState.LOADING:
+            return f"Loading {name}…"
+        if engine.state is EngineState.FAILED:
+            return f"Model problem: {engine.error}"
+        if engine.state is EngineState.READY:
+            return f"Model: {name}"
+        return "No model loaded"
+
+    def on_engine_change(self, callback: Callable[[], None]) -> None:
+        self._engine_listeners.append(callback)
+
+    def engine_changed(self) -> None:
+        for callback in list(self._engine_listeners):
+            callback()
+
+    def run_on_ui(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the UI thread, from whichever thread we are on."""
+        if threading.get_ident() == self._thread_id:
+            fn()
+        else:
+            try:
+                self.call_from_thread(fn)
+            except RuntimeError:  # the app is closing
+                pass
+
+    # ---- actions reachable from everywhere -------------------------------------------------
+
+    def action_help(self) -> None:
+        from app.tui.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    def action_toggle_dark(self) -> None:
+        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
+        self.settings.theme = self.theme
+        save_settings(self.paths, self.settings)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Help", "Keys, and what Haven is and is not (F1)", self.action_help)
+        yield SystemCommand("Light or dark", "Switch between the light and dark themes",
+                            self.action_toggle_dark)
+        chat = self._chat_screen()
+        if chat is None:
+            return
+        for title, help_text, action in chat.palette_commands():
+            yield SystemCommand(title, help_text, action)
+
+    def _chat_screen(self):
+        from app.tui.screens.chat import ChatScreen
+
+        for screen in self.screen_stack:
+            if isinstance(screen, ChatScreen):
+                return screen
+        return None
+
+    async def action_quit(self) -> None:
+        if self.companion is not None:
+            self.companion.cancel()
+        self.exit()
+
+    def shutdown(self) -> None:
+        """Close the parts after the app has exited (from run_tui)."""
+        if self.companion is not None:
+            self.companion.cancel()
+            try:
+                if self.companion.session is not None:
+                    self.companion.end_session()
+            except Exception:
+                log.exception("could not end the session cleanly")
+        if self.engine is not None:
+            self.engine.close()
+        if self.journal is not None:
+            self.journal.close()

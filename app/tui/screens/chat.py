@@ -1,0 +1,405 @@
+"""The chat screen: sessions on the left, the conversation, the message box.
+
+Sending runs the companion in a worker thread; its events come back to the UI thread
+to be rendered. Input is never blocked: the box stays usable while the model loads or
+replies.
+"""
+
+from __future__ import annotations
+
+import time
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Static
+
+from app.conversation.companion import MAX_MESSAGE_CHARS
+from app.conversation.events import (
+    CheckIn,
+    Crisis,
+    NoModel,
+    ReplyDone,
+    ReplyReplaced,
+    ReplyStarted,
+    Token,
+    UserSaved,
+)
+from app.conversation.flow import Mode
+from app.store.records import Message
+from app.tui.widgets.chat_message import ChatMessage
+from app.tui.widgets.crisis_panel import CrisisPanel
+from app.tui.widgets.message_box import MessageBox
+from app.tui.widgets.session_list import SessionList
+from app.tui.widgets.status_line import StatusLine
+
+TOKEN_BATCH_SECONDS = 0.05
+
+
+class ChatScreen(Screen):
+    DEFAULT_CSS = """
+    ChatScreen #main { width: 1fr; }
+    ChatScreen #log { height: 1fr; padding: 0 1; }
+    ChatScreen #checkin-offer { height: auto; padding: 0 1; background: $boost; display: none; }
+    ChatScreen #checkin-offer.shown { display: block; }
+    ChatScreen #checkin-offer Static { width: 1fr; height: auto; padding: 1 0 0 0; }
+    ChatScreen #checkin-offer Button { margin: 0 0 0 1; min-width: 10; }
+    """
+    # Keys chosen not to clash with the message box's own (Ctrl+E/K/D, F5-F7 edit text).
+    BINDINGS = [
+        Binding("escape", "stop_reply", "Stop reply"),
+        Binding("ctrl+n", "new_session", "New"),
+        Binding("f2", "check_in", "Mood"),
+        Binding("ctrl+t", "thought_record", "Thought record"),
+        Binding("ctrl+g", "end_session", "End"),
+        Binding("f3", "journal", "Journal"),
+        Binding("f4", "models", "Models"),
+        Binding("ctrl+r", "rename_session", "Rename", show=False),
+        Binding("f8", "settings", "Settings", show=False),
+        Binding("f9", "export", "Export", show=False),
+        Binding("ctrl+b", "toggle_sidebar", "Sessions", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.replying = False
+        self._reply_view: ChatMessage | None = None
+
+    @property
+    def companion(self):
+        return self.app.companion
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            yield SessionList(id="sessions")
+            with Vertical(id="main"):
+                yield CrisisPanel(id="crisis")
+                with Horizontal(id="checkin-offer"):
+                    yield Static(self.app.prompts.render("checkin_offer.md"))
+                    yield Button("Check in", id="offer-checkin", variant="primary")
+                    yield Button("Skip", id="offer-skip")
+                yield VerticalScroll(id="log")
+                yield MessageBox(id="box")
+                yield StatusLine()
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self.app.on_engine_change(self.refresh_status)
+        self.refresh_status()
+        await self.begin_new_session()
+        self.query_one(MessageBox).focus()
+        if self.size.width < 70:
+            self.query_one(SessionList).display = False
+
+    # ---- sessions --------------------------------------------------------------------------
+
+    def refresh_sessions(self) -> None:
+        current = self.companion.session.id if self.companion.session else None
+        self.query_one(SessionList).set_sessions(self.app.journal.sessions(limit=200), current)
+
+    async def begin_new_session(self) -> None:
+        if self.companion.session is not None and not self.companion.flow.ended:
+            self.companion.end_session()
+        opening = self.companion.start_session()
+        log = self.query_one("#log", VerticalScroll)
+        await log.remove_children()
+        await log.mount(ChatMessage("system", opening.text))
+        self.query_one("#checkin-offer").add_class("shown")
+        self.query_one(CrisisPanel).hide()
+        self.refresh_sessions()
+
+    async def open_session(self, session_id: str) -> None:
+        if self.replying:
+            self.notify("Haven is still replying. Press Esc to stop it first.")
+            return
+        if self.companion.session and self.companion.session.id == session_id:
+            return
+        if self.companion.session is not None and not self.companion.flow.ended:
+            self.companion.end_session()
+        messages = self.companion.open_session(session_id)
+        log = self.query_one("#log", VerticalScroll)
+        await log.remove_children()
+        await log.mount_all([self._view(m) for m in messages])
+        log.scroll_end(animate=False)
+        self.query_one("#checkin-offer").remove_class("shown")
+        self.refresh_sessions()
+        self.query_one(MessageBox).focus()
+
+    @staticmethod
+    def _view(message: Message) -> ChatMessage:
+        note = {"partial": "(interrupted)", "cancelled": "(stopped)"}.get(message.status, "")
+        return ChatMessage(message.role, message.content, note=note, message_id=message.id,
+                           risk=message.risk_level)
+
+    async def on_session_list_opened(self, event: SessionList.Opened) -> None:
+        await self.open_session(event.session_id)
+
+    def on_session_list_delete_requested(self, event: SessionList.DeleteRequested) -> None:
+        self.action_delete_session()
+
+    # ---- sending ---------------------------------------------------------------------------
+
+    def on_message_box_submitted(self, event: MessageBox.Submitted) -> None:
+        text = event.text
+        if not text.strip():
+            return
+        if self.replying:
+            self.notify("Haven is still replying — press Esc to stop it. Your text is kept.")
+            return
+        if len(text) > MAX_MESSAGE_CHARS:
+            self.notify(f"That is {len(text):,} characters; Haven takes up to "
+                        f"{MAX_MESSAGE_CHARS:,} at a time. Your text is kept in the box.",
+                        severity="error", timeout=8)
+            return
+        event.box.clear()
+        self.query_one("#checkin-offer").remove_class("shown")
+        self.replying = True
+        self.send(text)
+
+    @work(thread=True, exclusive=True, group="reply")
+    def send(self, text: str) -> None:
+        pending: list[str] = []
+        last_flush = time.monotonic()
+
+        def flush() -> None:
+            nonlocal last_flush
+            if pending:
+                self.app.call_from_thread(self.show_event, Token("".join(pending)))
+                pending.clear()
+            last_flush = time.monotonic()
+
+        try:
+            for event in self.companion.send(text):
+                if isinstance(event, Token):
+                    # Tokens are drawn in small batches, so the screen (and typing) stays
+                    # responsive however fast the model is.
+                    pending.append(event.text)
+                    if time.monotonic() - last_flush >= TOKEN_BATCH_SECONDS:
+                        flush()
+                    continue
+                flush()
+                self.app.call_from_thread(self.show_event, event)
+        except Exception as exc:  # never lose the text: put it back and say what happened
+            self.app.call_from_thread(self._send_failed, text, exc)
+        finally:
+            self.app.call_from_thread(self._reply_over)
+
+    def _send_failed(self, text: str, exc: Exception) -> None:
+        box = self.query_one(MessageBox)
+        if not box.text:
+            box.text = text
+        self.notify(f"Something went wrong: {exc}", severity="error", timeout=10)
+
+    def _reply_over(self) -> None:
+        self.replying = False
+        self._reply_view = None
+        self.query_one(StatusLine).set_activity("")
+        self.refresh_sessions()
+
+    async def show_event(self, event) -> None:
+        log = self.query_one("#log", VerticalScroll)
+        status = self.query_one(StatusLine)
+        if isinstance(event, UserSaved):
+            await log.mount(self._view(event.message))
+        elif isinstance(event, Crisis):
+            await log.mount(ChatMessage("system", event.text, risk="crisis"))
+            self.query_one(CrisisPanel).show("crisis", event.text, event.resources)
+        elif isinstance(event, CheckIn):
+            await log.mount(ChatMessage("system", event.text, risk="elevated"))
+            self.query_one(CrisisPanel).show("elevated", event.text, event.resources)
+        elif isinstance(event, NoModel):
+            await log.mount(ChatMessage("system", event.text))
+        elif isinstance(event, ReplyStarted):
+            self._reply_view = ChatMessage("assistant", "", note="thinking…",
+                                           message_id=event.message.id)
+            await log.mount(self._reply_view)
+            status.set_activity("Haven is thinking… (Esc to stop)")
+        elif isinstance(event, Token) and self._reply_view is not None:
+            if self._reply_view.note:
+                self._reply_view.set_note("")
+                status.set_activity("Haven is replying… (Esc to stop)")
+            await self._reply_view.append(event.text)
+        elif isinstance(event, ReplyReplaced) and self._reply_view is not None:
+            await self._reply_view.replace(event.text)
+            self.query_one(CrisisPanel).show("elevated", event.text, event.resources)
+        elif isinstance(event, ReplyDone) and self._reply_view is not None:
+            note = {"cancelled": "(stopped)", "replaced": "(replaced by Haven's safety check)",
+                    "error": f"(the model stopped: {event.error})"}.get(event.status, "")
+            await self._reply_view.finish(note)
+        log.scroll_end(animate=False)
+
+    def action_stop_reply(self) -> None:
+        if self.replying:
+            self.companion.cancel()
+            self.query_one(StatusLine).set_activity("Stopping…")
+        else:
+            self.query_one(CrisisPanel).hide()
+
+    def refresh_status(self) -> None:
+        self.query_one(StatusLine).set_model(self.app.engine_status())
+
+    # ---- check-in and closing ------------------------------------------------------------------
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "offer-checkin":
+            self.action_check_in()
+        elif event.button.id == "offer-skip":
+            if self.companion.flow.step.name == "CHECKIN":
+                self.companion.skip_step()
+            self.query_one("#checkin-offer").remove_class("shown")
+            self.query_one(MessageBox).focus()
+
+    def action_check_in(self) -> None:
+        from app.tui.screens.mood import MoodScreen
+
+        closing = self.companion.flow.step.name in ("CLOSING", "NEXT_STEP", "CLOSING_MOOD")
+        self.app.push_screen(MoodScreen(closing=closing), self._mood_done)
+
+    def _mood_done(self, result) -> None:
+        self.query_one("#checkin-offer").remove_class("shown")
+        self.query_one(MessageBox).focus()
+        if result is None:
+            return
+        try:
+            entry = self.companion.record_mood(result.score, result.emotions, result.note)
+        except Exception as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"Mood {entry.score}/10 saved.")
+
+    def action_end_session(self) -> None:
+        if self.replying:
+            self.notify("Haven is still replying. Press Esc to stop it first.")
+            return
+        self.query_one(StatusLine).set_activity("Writing a short summary…")
+        self._close()
+
+    @work(thread=True, exclusive=True, group="closing")
+    def _close(self) -> None:
+        session = self.companion.close_session()
+        self.app.call_from_thread(self._closing_steps, session.summary)
+
+    def _closing_steps(self, summary: str | None) -> None:
+        from app.tui.screens.closing import ClosingScreen
+
+        self.query_one(StatusLine).set_activity("")
+        self.app.push_screen(ClosingScreen(summary), self._step_chosen)
+
+    def _step_chosen(self, step: str | None) -> None:
+        from app.tui.screens.mood import MoodScreen
+
+        self.companion.set_next_step(step)
+        self.app.push_screen(MoodScreen(closing=True), self._closing_mood)
+
+    async def _closing_mood(self, result) -> None:
+        if result is not None:
+            self.companion.record_mood(result.score, result.emotions, result.note)
+        self.companion.end_session()
+        self.notify("Session saved in your journal. Take care.")
+        await self.begin_new_session()
+
+    async def action_new_session(self) -> None:
+        if self.replying:
+            self.notify("Haven is still replying. Press Esc to stop it first.")
+            return
+        await self.begin_new_session()
+        self.query_one(MessageBox).focus()
+
+    def action_rename_session(self) -> None:
+        from app.tui.screens.dialogs import TextPromptScreen
+
+        session = self.query_one(SessionList).highlighted_session or self.companion.session
+        if session is None:
+            return
+
+        def done(title: str | None) -> None:
+            if title and title.strip():
+                self.app.journal.update_session(session.id, title=title.strip()[:80])
+                if self.companion.session and self.companion.session.id == session.id:
+                    self.companion.session = self.app.journal.session(session.id)
+                self.refresh_sessions()
+
+        self.app.push_screen(TextPromptScreen("Rename session", session.title or ""), done)
+
+    def action_delete_session(self) -> None:
+        from app.tui.screens.dialogs import ConfirmScreen
+
+        session = self.query_one(SessionList).highlighted_session
+        if session is None:
+            return
+
+        async def done(confirmed: bool | None) -> None:
+            if not confirmed:
+                return
+            current = self.companion.session and self.companion.session.id == session.id
+            self.app.journal.delete_session(session.id)
+            if current:
+                self.companion.session = None
+                await self.begin_new_session()
+            self.refresh_sessions()
+            self.notify("Session deleted.")
+
+        title = session.title or "this session"
+        self.app.push_screen(ConfirmScreen(f"Delete {title!r} and all its messages? "
+                                           "This cannot be undone.", "Delete"), done)
+
+    def action_toggle_sidebar(self) -> None:
+        sidebar = self.query_one(SessionList)
+        sidebar.display = not sidebar.display
+
+    # ---- other screens -----------------------------------------------------------------------
+
+    def action_thought_record(self) -> None:
+        from app.tui.screens.thought_record import ThoughtRecordScreen
+
+        self.app.push_screen(ThoughtRecordScreen())
+
+    def action_journal(self) -> None:
+        from app.tui.screens.journal import JournalScreen
+
+        self.app.push_screen(JournalScreen(), self._journal_closed)
+
+    async def _journal_closed(self, session_id: str | None) -> None:
+        if session_id:
+            await self.open_session(session_id)
+
+    def action_models(self) -> None:
+        from app.tui.screens.models import ModelsScreen
+
+        self.app.push_screen(ModelsScreen())
+
+    def action_settings(self) -> None:
+        from app.tui.screens.settings import SettingsScreen
+
+        self.app.push_screen(SettingsScreen())
+
+    def action_export(self) -> None:
+        from app.tui.screens.export import ExportScreen
+
+        self.app.push_screen(ExportScreen())
+
+    def set_mode(self, mode: Mode) -> None:
+        self.companion.choose_mode(mode)
+        self.notify(f"{mode.label}: Haven will work this way from your next message.")
+        self.query_one("#checkin-offer").remove_class("shown")
+
+    def palette_commands(self):
+        yield "New session", "Start a fresh conversation (Ctrl+N)", self.action_new_session
+        yield "Mood check-in", "Rate your mood and name emotions (F2)", self.action_check_in
+        yield "Thought record", "Fill in or draft a thought record (Ctrl+T)", self.action_thought_record
+        yield "End session", "Summary, a step for next time, closing mood (Ctrl+G)", self.action_end_session
+        yield "Journal", "Sessions, notes, thought records, search and mood chart (F3)", self.action_journal
+        yield "Models", "Download, import or switch the model (F4)", self.action_models
+        yield "Settings", "Country for crisis resources, generation, theme (F8)", self.action_settings
+        yield "Export", "Save an encrypted copy of your journal (F9)", self.action_export
+        yield "Rename session", "Give this session a title (Ctrl+R)", self.action_rename_session
+        yield "Delete session", "Delete the highlighted session (Delete, in the sidebar)", self.action_delete_session
+        yield "Stop reply", "Stop Haven's reply now (Esc)", self.action_stop_reply
+        for mode in Mode:
+            yield f"Work: {mode.label}", "Change how Haven works with you", (
+                lambda m=mode: self.set_mode(m))
+        yield "Show or hide sessions", "The sessions sidebar (Ctrl+B)", self.action_toggle_sidebar
+

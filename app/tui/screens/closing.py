@@ -1,0 +1,44 @@
+"""Closing a session: the summary, and an optional small step for next time."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Markdown, Static
+
+
+class ClosingScreen(ModalScreen[str | None]):
+    BINDINGS = [Binding("escape", "skip", "Skip")]
+
+    def __init__(self, summary: str | None) -> None:
+        super().__init__()
+        self.summary = summary
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog"):
+            yield Static("Closing this session", classes="title")
+            if self.summary:
+                yield Markdown(self.summary)
+            else:
+                yield Static("(No summary: there was no model to write one.)", classes="hint")
+            yield Static("Is there one small thing you'd like to try before next time? "
+                         "It's fine to leave this empty.")
+            yield Input(placeholder="e.g. a ten-minute walk after lunch", id="step")
+            with Horizontal(classes="buttons"):
+                yield Button("Save and finish", id="save", variant="primary")
+                yield Button("Skip", id="skip")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        value = self.query_one(Input).value.strip() or None
+        self.dismiss(value if event.button.id == "save" else None)
+
+    def action_skip(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,94 @@
+"""Export an encrypted copy of the journal (age): to a passphrase or a public key."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select, Static
+
+from app.cli.common import CliError, parse_day
+from app.export.age_file import AgeError
+from app.export.service import export_journal
+
+
+class ExportScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape", "close", "Close")]
+
+    def compose(self) -> ComposeResult:
+        default = Path.home() / f"haven-journal-{date.today().isoformat()}.age"
+        with VerticalScroll(classes="dialog"):
+            yield Static("Export an encrypted copy of your journal. It can be opened with Haven, "
+                         "or with the standard `age` tool.", classes="hint")
+            yield Label("Save to")
+            yield Input(str(default), id="path")
+            yield Label("Passphrase for the export (or leave empty and give a public key)")
+            yield Input(password=True, id="pass1", placeholder="at least 8 characters")
+            yield Input(password=True, id="pass2", placeholder="the same again")
+            yield Label("…or a recipient's age public key (e.g. your therapist's)")
+            yield Input(id="recipient", placeholder="age1…")
+            yield Label("From / to (optional, YYYY-MM-DD)")
+            with Horizontal(classes="form-row"):
+                yield Input(id="since", placeholder="from")
+                yield Input(id="until", placeholder="to")
+            yield Select([("Markdown and JSON", "both"), ("Markdown only", "markdown"),
+                          ("JSON only", "json")], value="both", allow_blank=False, id="format")
+            yield Static("", id="problem", classes="error")
+            with Horizontal(classes="buttons"):
+                yield Button("Export", id="export", variant="primary")
+                yield Button("Close", id="close")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "export":
+            self.start()
+        else:
+            self.action_close()
+
+    def start(self) -> None:
+        problem = self.query_one("#problem", Static)
+        value = {i.id: i.value.strip() for i in self.query(Input)}
+        out = Path(value["path"]).expanduser()
+        recipient = value["recipient"]
+        passphrase = None
+        if not recipient:
+            if len(value["pass1"]) < 8:
+                problem.update("Give a passphrase of at least 8 characters, or a public key.")
+                return
+            if value["pass1"] != value["pass2"]:
+                problem.update("The two passphrases are different.")
+                return
+            passphrase = value["pass1"]
+        if out.exists():
+            problem.update(f"{out} already exists; choose another name.")
+            return
+        try:
+            since = parse_day(value["since"]) if value["since"] else None
+            until = parse_day(value["until"]) if value["until"] else None
+        except CliError as exc:
+            problem.update(str(exc))
+            return
+        if until is not None:
+            until += timedelta(days=1)  # "to" is inclusive
+        problem.update("Exporting…")
+        self._export(out, passphrase, [recipient] if recipient else [], since, until,
+                     self.query_one("#format", Select).value)
+
+    @work(thread=True, exclusive=True)
+    def _export(self, out, passphrase, recipients, since, until, fmt) -> None:
+        try:
+            result = export_journal(self.app.journal, out, passphrase=passphrase,
+                                    recipients=recipients, since=since, until=until, fmt=fmt)
+        except AgeError as exc:
+            self.app.call_from_thread(self.query_one("#problem", Static).update, str(exc))
+            return
+        counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in result.counts.items())
+        self.app.call_from_thread(self.query_one("#problem", Static).update,
+                                  f"Saved {counts} to {result.path} (encrypted).")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,184 @@
+"""The journal: everything by date, full-text search with highlights, the mood trend,
+thought records, and free notes."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import (
+    Button,
+    Footer,
+    Header,
+    Input,
+    Label,
+    ListItem,
+    ListView,
+    Static,
+    TabbedContent,
+    TabPane,
+    TextArea,
+)
+
+from app.store.records import SearchHit
+from app.tui.screens.thought_record import ThoughtRecordScreen
+from app.tui.widgets.mood_chart import MoodChart
+from app.tui.widgets.session_list import friendly_day
+
+KIND_LABEL = {"session": "Session", "note": "Note", "thought_record": "Thought record",
+              "message": "Message"}
+
+
+class EntryItem(ListItem):
+    def __init__(self, kind: str, ref_id: str, text: Text, session_id: str | None = None) -> None:
+        super().__init__(Label(text))
+        self.kind = kind
+        self.ref_id = ref_id
+        self.session_id = session_id
+
+
+def entry_text(kind: str, when, body: str) -> Text:
+    text = Text()
+    text.append(f"{KIND_LABEL[kind]:<15}", style="bold")
+    text.append(f"{friendly_day(when):<12}", style="dim")
+    first = body.strip().splitlines()[0] if body.strip() else ""
+    text.append(first[:90])
+    return text
+
+
+def hit_text(hit: SearchHit) -> Text:
+    text = Text()
+    text.append(f"{KIND_LABEL[hit.kind]:<15}", style="bold")
+    text.append(f"{friendly_day(hit.created):<12}", style="dim")
+    for piece, matched in hit.segments():
+        text.append(" ".join(piece.split()) if not matched else piece,
+                    style="bold reverse" if matched else "")
+    return text
+
+
+class NoteScreen(ModalScreen[str | None]):
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    DEFAULT_CSS = "NoteScreen TextArea { height: 12; }"
+
+    def __init__(self, body: str = "", editable: bool = True) -> None:
+        super().__init__()
+        self.body = body
+        self.editable = editable
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static("A note for your journal" if self.editable else "Note")
+            yield TextArea(self.body, id="note", soft_wrap=True, read_only=not self.editable)
+            with Horizontal(classes="buttons"):
+                if self.editable:
+                    yield Button("Save", id="save", variant="primary")
+                yield Button("Close", id="close")
+
+    def on_mount(self) -> None:
+        self.query_one(TextArea).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        text = self.query_one(TextArea).text
+        self.dismiss(text if event.button.id == "save" and text.strip() else None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class JournalScreen(Screen[str | None]):
+    BINDINGS = [Binding("escape", "close", "Back"), Binding("ctrl+n", "new_note", "New note")]
+    DEFAULT_CSS = """
+    JournalScreen ListView { height: 1fr; }
+    JournalScreen #search-box { margin: 0 0 1 0; }
+    JournalScreen .buttons { height: auto; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(initial="timeline"):
+            with TabPane("Timeline", id="timeline"):
+                with Horizontal(classes="buttons"):
+                    yield Button("New note", id="new-note", variant="primary")
+                    yield Button("Back to chat", id="back")
+                yield ListView(id="timeline-list")
+            with TabPane("Search", id="search"):
+                yield Input(placeholder="Search everything you have written", id="search-box")
+                yield Static("", id="search-count", classes="hint")
+                yield ListView(id="search-results")
+            with TabPane("Mood", id="mood"):
+                yield MoodChart()
+            with TabPane("Thought records", id="records"):
+                yield ListView(id="records-list")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        journal = self.app.journal
+        entries = [("session", s.id, s.started, s.title or "Untitled session", s.id)
+                   for s in journal.sessions()]
+        entries += [("note", n.id, n.created, n.body, None) for n in journal.notes()]
+        entries += [("thought_record", t.id, t.created,
+                     t.situation or t.hot_thought or "Thought record", t.session_id)
+                    for t in journal.thought_records()]
+        entries.sort(key=lambda e: e[2], reverse=True)
+        timeline = self.query_one("#timeline-list", ListView)
+        timeline.clear()
+        for kind, ref, when, body, session_id in entries:
+            timeline.append(EntryItem(kind, ref, entry_text(kind, when, body), session_id))
+        records = self.query_one("#records-list", ListView)
+        records.clear()
+        for t in journal.thought_records():
+            records.append(EntryItem("thought_record", t.id,
+                                     entry_text("thought_record", t.created,
+                                                t.situation or t.hot_thought or "Thought record")))
+        self.query_one(MoodChart).set_entries(journal.moods())
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "search-box":
+            self.search(event.value)
+
+    def search(self, query: str) -> None:
+        results = self.query_one("#search-results", ListView)
+        results.clear()
+        hits = self.app.journal.search(query) if query.strip() else []
+        for hit in hits:
+            results.append(EntryItem(hit.kind, hit.ref_id, hit_text(hit), hit.session_id))
+        count = self.query_one("#search-count", Static)
+        count.update(f"{len(hits)} found" if query.strip() else "")
+
+    def on_list_view_selected(self, event: ListView.Selected) -> None:
+        item = event.item
+        if not isinstance(item, EntryItem):
+            return
+        if item.kind in ("session", "message"):
+            self.dismiss(item.session_id or item.ref_id)
+        elif item.kind == "note":
+            note = next((n for n in self.app.journal.notes() if n.id == item.ref_id), None)
+            if note:
+                self.app.push_screen(NoteScreen(note.body, editable=False))
+        elif item.kind == "thought_record":
+            record = self.app.journal.thought_record(item.ref_id)
+            if record:
+                self.app.push_screen(ThoughtRecordScreen(record), lambda _: self.reload())
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "new-note":
+            self.action_new_note()
+        elif event.button.id == "back":
+            self.action_close()
+
+    def action_new_note(self) -> None:
+        def saved(body: str | None) -> None:
+            if body:
+                self.app.journal.add_note(body)
+                self.notify("Note saved.")
+                self.reload()
+
+        self.app.push_screen(NoteScreen(), saved)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

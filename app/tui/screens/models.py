@@ -1,0 +1,234 @@
+"""Models: the catalog with size and RAM fit, download with progress, switch, import."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import psutil
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, DataTable, Footer, Header, ProgressBar, Static
+
+from app.modelhub.catalog import catalog
+from app.modelhub.download import DownloadError, DownloadProgress, download_catalog_entry
+from app.modelhub.importer import ImportError_, import_gguf
+from app.modelhub.registry import ModelRegistry, RegistryError
+from app.settings import save_settings
+
+
+class DownloadStopped(Exception):
+    pass
+
+
+class ModelsScreen(Screen):
+    BINDINGS = [Binding("escape", "close", "Back")]
+    DEFAULT_CSS = """
+    ModelsScreen Vertical { padding: 0 2; }
+    ModelsScreen DataTable { height: auto; max-height: 12; margin: 1 0; }
+    ModelsScreen ProgressBar { margin: 1 0 0 0; }
+    ModelsScreen #detail { height: auto; min-height: 2; }
+    """
+
+    def __init__(self, first_run: bool = False) -> None:
+        super().__init__()
+        self.first_run = first_run
+        self.stop_requested = False
+        self.downloading = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical():
+            intro = ("Choose a model to download once; after that Haven works offline. You can also "
+                     "skip this and use the journal without a model." if self.first_run else
+                     "Models run on this computer. The recommended one suits most laptops.")
+            yield Static(intro, classes="hint")
+            yield DataTable(id="models", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="detail")
+            with Horizontal(classes="buttons"):
+                yield Button("Download", id="download", variant="primary")
+                yield Button("Use", id="use")
+                yield Button("Import a file…", id="import")
+                yield Button("Remove", id="remove")
+                yield Button("Continue" if self.first_run else "Back", id="close")
+            yield ProgressBar(id="progress", show_eta=True)
+            yield Static("", id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("Model", "Size", "RAM", "Status", "Licence")
+        self.query_one(ProgressBar).display = False
+        self.reload()
+        table.focus()
+
+    def reload(self) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        registry = ModelRegistry(self.app.paths)
+        installed = {m.name: m for m in registry.all()}
+        ram = psutil.virtual_memory().total / 1024**3
+        selected = self.app.settings.model
+        for entry in catalog().model:
+            status = "selected" if entry.name == selected and entry.name in installed else (
+                "installed" if entry.name in installed else "")
+            tag = " (recommended)" if entry.default else " (small machines)" if entry.small_machines else ""
+            fit = "fits" if ram >= entry.min_ram_gb else f"needs {entry.min_ram_gb:g} GB"
+            table.add_row(entry.title + tag, f"{entry.size_mb} MB", fit, status, entry.licence,
+                          key=entry.name)
+        for name, model in installed.items():
+            if catalog().get(name) is None:
+                status = "selected" if name == selected else "installed"
+                table.add_row(name, f"{model.size / 1e6:.0f} MB", "", status, "imported", key=name)
+
+    def _selected_name(self) -> str | None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        return str(key.value)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        entry = catalog().get(str(event.row_key.value))
+        detail = self.query_one("#detail", Static)
+        detail.update(f"{entry.description}  ({entry.template_note})" if entry else "")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        handlers = {"download": self.start_download, "use": self.use, "import": self.ask_import,
+                    "remove": self.remove_model, "close": self.action_close}
+        handler = handlers.get(event.button.id or "")
+        if handler:
+            handler()
+
+    # ---- download ----------------------------------------------------------------------------
+
+    def start_download(self) -> None:
+        if self.downloading:
+            self.stop_requested = True
+            self.query_one("#status", Static).update("Stopping… the part downloaded is kept.")
+            return
+        entry = catalog().get(self._selected_name() or "")
+        if entry is None:
+            self.notify("Pick a catalog model to download.")
+            return
+        self.downloading = True
+        self.stop_requested = False
+        self.query_one("#download", Button).label = "Stop download"
+        bar = self.query_one(ProgressBar)
+        bar.display = True
+        bar.update(total=entry.size_mb * 1_000_000, progress=0)
+        self.query_one("#status", Static).update(f"Downloading {entry.title}…")
+        self._download(entry.name)
+
+    @work(thread=True, exclusive=True, group="download")
+    def _download(self, name: str) -> None:
+        entry = catalog().get(name)
+        last = [0.0]
+
+        def progress(p: DownloadProgress) -> None:
+            if self.stop_requested:
+                raise DownloadStopped()
+            now = time.monotonic()
+            if now - last[0] > 0.2 or p.done >= p.total:
+                last[0] = now
+                self.app.call_from_thread(self._progress, p)
+
+        try:
+            model = download_catalog_entry(self.app.paths, entry, progress)
+        except DownloadStopped:
+            self.app.call_from_thread(self._finished, "Download paused. Press Download to resume.")
+            return
+        except DownloadError as exc:
+            self.app.call_from_thread(self._finished, str(exc))
+            return
+        self.app.call_from_thread(self._installed, model.name)
+
+    def _progress(self, p: DownloadProgress) -> None:
+        bar = self.query_one(ProgressBar)
+        bar.update(total=p.total, progress=p.done)
+        what = "Verifying" if p.phase == "verify" else "Downloading"
+        rate = f" at {p.rate / 1e6:.1f} MB/s" if p.phase == "download" and p.rate else ""
+        self.query_one("#status", Static).update(
+            f"{what}: {p.done / 1e6:.0f} of {p.total / 1e6:.0f} MB{rate}")
+
+    def _finished(self, message: str) -> None:
+        self.downloading = False
+        self.query_one("#download", Button).label = "Download"
+        self.query_one("#status", Static).update(message)
+
+    def _installed(self, name: str) -> None:
+        self._finished(f"{name} is installed and verified. Haven will use it now.")
+        self._select(name)
+
+    def on_unmount(self) -> None:
+        self.stop_requested = True  # a closing screen or app pauses the download
+
+    # ---- use, import, remove ---------------------------------------------------------------------
+
+    def _select(self, name: str) -> None:
+        self.app.settings.model = name
+        save_settings(self.app.paths, self.app.settings)
+        self.app.start_engine()
+        self.reload()
+
+    def use(self) -> None:
+        name = self._selected_name()
+        if not name or ModelRegistry(self.app.paths).get(name) is None:
+            self.notify("Download or import this model first.")
+            return
+        self._select(name)
+        self.notify(f"Haven will talk with {name}.")
+
+    def ask_import(self) -> None:
+        from app.tui.screens.dialogs import TextPromptScreen
+
+        def chosen(text: str | None) -> None:
+            if not text:
+                return
+            path_text, _, fmt = text.partition(" --chat-format ")
+            self._import(Path(path_text.strip()).expanduser(), fmt.strip() or None)
+
+        self.app.push_screen(TextPromptScreen(
+            "Path of a GGUF file (add ' --chat-format NAME' if it has no template)",
+            placeholder="/home/me/Downloads/model.gguf"), chosen)
+
+    @work(thread=True, exclusive=True, group="import")
+    def _import(self, path: Path, chat_format: str | None) -> None:
+        self.app.call_from_thread(self.query_one("#status", Static).update, f"Checking {path.name}…")
+        try:
+            model = import_gguf(self.app.paths, path, None, chat_format)
+        except ImportError_ as exc:
+            self.app.call_from_thread(self.query_one("#status", Static).update, str(exc))
+            return
+        self.app.call_from_thread(self._installed, model.name)
+
+    def remove_model(self) -> None:
+        from app.tui.screens.dialogs import ConfirmScreen
+
+        name = self._selected_name()
+        if not name or ModelRegistry(self.app.paths).get(name) is None:
+            self.notify("That model is not installed.")
+            return
+
+        def done(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                ModelRegistry(self.app.paths).remove(name)
+            except RegistryError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            if self.app.settings.model == name:
+                self.app.settings.model = None
+                save_settings(self.app.paths, self.app.settings)
+                self.app.start_engine()
+            self.reload()
+
+        self.app.push_screen(ConfirmScreen(f"Delete the model {name} from this computer?",
+                                           "Delete"), done)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

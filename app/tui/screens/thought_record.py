@@ -1,0 +1,201 @@
+"""The thought-record form: every column, thinking traps with definitions, a model draft.
+
+A draft from the model only fills the form; nothing is saved until the person presses
+Save. A field that does not parse is pointed out and nothing typed is lost.
+"""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import (
+    Button,
+    Footer,
+    Header,
+    Input,
+    Label,
+    RadioButton,
+    RadioSet,
+    SelectionList,
+    Static,
+    TextArea,
+)
+from textual.widgets.selection_list import Selection
+
+from app.cbt import Distortion
+from app.store.records import AutomaticThought, ThoughtRecord
+from app.tui.screens.mood import parse_emotions
+
+THOUGHT_SLOTS = 3
+
+
+def ratings_text(ratings) -> str:
+    return ", ".join(f"{r.name} {r.intensity}" for r in ratings)
+
+
+class ThoughtRecordScreen(Screen):
+    BINDINGS = [Binding("escape", "close", "Close"), Binding("ctrl+s", "save", "Save")]
+    DEFAULT_CSS = """
+    ThoughtRecordScreen VerticalScroll { padding: 0 2; }
+    ThoughtRecordScreen Label { margin: 1 0 0 0; text-style: bold; }
+    ThoughtRecordScreen TextArea { height: 4; }
+    ThoughtRecordScreen SelectionList { height: 13; }
+    ThoughtRecordScreen RadioSet { height: auto; layout: horizontal; }
+    """
+
+    def __init__(self, record: ThoughtRecord | None = None) -> None:
+        super().__init__()
+        self.record = record
+
+    def compose(self) -> ComposeResult:
+        traps = self.app.prompts.traps
+        yield Header()
+        with VerticalScroll():
+            yield Static("A thought record helps you slow down a difficult moment and look at it "
+                         "from more than one side. Fill in what helps; leave the rest.",
+                         classes="hint")
+            with Horizontal(classes="buttons"):
+                yield Button("Draft from this conversation", id="draft")
+                yield Button("Save", id="save", variant="primary")
+                yield Button("Close", id="close")
+            yield Static("", id="problem", classes="error")
+            yield Label("1. Situation — what happened, where, when?")
+            yield TextArea(id="situation", soft_wrap=True)
+            yield Label("2. Moods — what did you feel, how strongly (0-100)?")
+            yield Input(placeholder="e.g. anxious 70, sad 40", id="moods")
+            yield Label("3. Automatic thoughts — what went through your mind?")
+            for n in range(1, THOUGHT_SLOTS + 1):
+                yield Input(placeholder=f"thought {n}", id=f"thought-{n}")
+            yield Static("Which thought carries the most feeling (the hot thought)?", classes="hint")
+            with RadioSet(id="hot"):
+                for n in range(1, THOUGHT_SLOTS + 1):
+                    yield RadioButton(f"thought {n}", id=f"hot-{n}")
+            yield Label("4. Evidence that supports the hot thought")
+            yield TextArea(id="evidence_for", soft_wrap=True)
+            yield Label("5. Evidence that does not fully fit it")
+            yield TextArea(id="evidence_against", soft_wrap=True)
+            yield Label("6. A more balanced thought, and how much you believe it (0-100)")
+            yield TextArea(id="balanced", soft_wrap=True)
+            yield Input(placeholder="belief 0-100", id="belief")
+            yield Label("7. Moods now — re-rate them")
+            yield Input(placeholder="e.g. anxious 40, sad 30", id="moods_after")
+            yield Label("Thinking traps that might fit (space to tick)")
+            yield SelectionList[str](*[
+                Selection(f"{traps[d].name} — {traps[d].definition}", d.value) for d in Distortion
+            ], id="traps")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self.record is not None:
+            self.fill(self.record)
+        self.query_one("#situation", TextArea).focus()
+
+    def fill(self, record: ThoughtRecord) -> None:
+        self.record = record
+        self.query_one("#situation", TextArea).text = record.situation
+        self.query_one("#moods", Input).value = ratings_text(record.moods)
+        for n in range(1, THOUGHT_SLOTS + 1):
+            thought = record.automatic_thoughts[n - 1] if n <= len(record.automatic_thoughts) else None
+            self.query_one(f"#thought-{n}", Input).value = thought.text if thought else ""
+            self.query_one(f"#hot-{n}", RadioButton).value = bool(thought and thought.hot)
+        self.query_one("#evidence_for", TextArea).text = record.evidence_for
+        self.query_one("#evidence_against", TextArea).text = record.evidence_against
+        self.query_one("#balanced", TextArea).text = record.balanced_thought
+        belief = record.balanced_belief
+        self.query_one("#belief", Input).value = "" if belief is None else str(belief)
+        self.query_one("#moods_after", Input).value = ratings_text(record.moods_after)
+        traps = self.query_one("#traps", SelectionList)
+        traps.deselect_all()
+        for distortion in record.distortions:
+            traps.select(distortion.value)
+
+    def collect(self) -> ThoughtRecord:
+        """Build the record from the form; raises ValueError naming the field at fault."""
+        try:
+            moods = parse_emotions(self.query_one("#moods", Input).value)
+        except ValueError as exc:
+            raise ValueError(f"Moods: {exc}") from exc
+        try:
+            moods_after = parse_emotions(self.query_one("#moods_after", Input).value)
+        except ValueError as exc:
+            raise ValueError(f"Moods now: {exc}") from exc
+        belief_text = self.query_one("#belief", Input).value.strip()
+        belief = None
+        if belief_text:
+            if not belief_text.isdigit() or not 0 <= int(belief_text) <= 100:
+                raise ValueError("Belief: a number from 0 to 100, please.")
+            belief = int(belief_text)
+        hot_index = next((n - 1 for n in range(1, THOUGHT_SLOTS + 1)
+                          if self.query_one(f"#hot-{n}", RadioButton).value), -1)
+        thoughts = []
+        for n in range(1, THOUGHT_SLOTS + 1):
+            text = self.query_one(f"#thought-{n}", Input).value.strip()
+            if text:
+                thoughts.append(AutomaticThought(text=text, hot=(hot_index == n - 1)))
+        base = self.record or ThoughtRecord(
+            session_id=self.app.companion.session.id if self.app.companion.session else None)
+        return base.model_copy(update=dict(
+            situation=self.query_one("#situation", TextArea).text.strip(),
+            moods=moods,
+            automatic_thoughts=thoughts,
+            evidence_for=self.query_one("#evidence_for", TextArea).text.strip(),
+            evidence_against=self.query_one("#evidence_against", TextArea).text.strip(),
+            balanced_thought=self.query_one("#balanced", TextArea).text.strip(),
+            balanced_belief=belief,
+            moods_after=moods_after,
+            distortions=[Distortion(v) for v in self.query_one("#traps", SelectionList).selected],
+        ))
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "save":
+            self.action_save()
+        elif event.button.id == "close":
+            self.action_close()
+        elif event.button.id == "draft":
+            self.draft()
+
+    def action_save(self) -> None:
+        problem = self.query_one("#problem", Static)
+        try:
+            record = self.collect()
+        except ValueError as exc:
+            problem.update(str(exc))
+            return
+        if not (record.situation or record.automatic_thoughts or record.balanced_thought):
+            problem.update("Write at least the situation or a thought before saving.")
+            return
+        self.record = self.app.companion.save_thought_record(record)
+        problem.update("")
+        self.notify("Thought record saved in your journal.")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def draft(self) -> None:
+        engine = self.app.engine
+        if engine is None or not engine.ready:
+            self.notify("A draft needs the model, which is not ready. You can fill the form by hand.",
+                        severity="warning")
+            return
+        self.query_one("#problem", Static).update("Drafting from the conversation… (you can keep typing)")
+        self.query_one("#draft", Button).disabled = True
+        self._draft()
+
+    @work(thread=True, exclusive=True)
+    def _draft(self) -> None:
+        record = self.app.companion.draft_thought_record()
+        self.app.call_from_thread(self._drafted, record)
+
+    def _drafted(self, record: ThoughtRecord) -> None:
+        self.query_one("#draft", Button).disabled = False
+        empty = not (record.situation or record.automatic_thoughts)
+        self.query_one("#problem", Static).update(
+            "The draft came back empty; the form is yours to fill." if empty else
+            "Here is a draft. Check and edit it — nothing is saved until you press Save.")
+        if not empty:
+            if self.record is not None:
+                record = record.model_copy(update={"id": self.record.id})
+            self.fill(record)

@@ -1,0 +1,164 @@
+"""Create the journal's passphrase (first run), or unlock it (three tries)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Input, Static
+
+from app.store import Journal, JournalError, WrongPassphrase
+
+MIN_LENGTH = 8
+MAX_TRIES = 3
+
+
+def strength_hint(passphrase: str) -> tuple[str, bool]:
+    """A plain hint about a passphrase, and whether it is acceptable."""
+    if len(passphrase) < MIN_LENGTH:
+        return f"At least {MIN_LENGTH} characters, please.", False
+    kinds = sum(any(test(c) for c in passphrase) for test in
+                (str.islower, str.isupper, str.isdigit, lambda c: not c.isalnum()))
+    words = len(passphrase.split())
+    if len(passphrase) >= 20 or words >= 4:
+        return "Strong: a long passphrase is the best kind.", True
+    if len(passphrase) >= 12 and kinds >= 2:
+        return "Good. A few more words would make it stronger.", True
+    return "Okay, but weak: try a short sentence of four or more words.", True
+
+
+class CreatePassphraseScreen(Screen):
+    DEFAULT_CSS = """
+    CreatePassphraseScreen Vertical { width: 76; max-width: 100%; height: auto; margin: 1 2; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical():
+            yield Static("Create a passphrase for your journal", classes="title")
+            yield Static("Everything you write in Haven is encrypted with it. Nobody can recover "
+                         "it if you forget it — not even us. A short sentence you will remember "
+                         "works well.", classes="hint")
+            yield Input(placeholder="Passphrase", password=True, id="first")
+            yield Static("", id="strength", classes="hint")
+            yield Input(placeholder="The same passphrase again", password=True, id="second")
+            yield Static("", id="problem", classes="error")
+            with Horizontal(classes="buttons"):
+                yield Button("Create my journal", id="create", variant="primary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#first", Input).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "first":
+            hint, _ = strength_hint(event.value)
+            self.query_one("#strength", Static).update(hint if event.value else "")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "first":
+            self.query_one("#second", Input).focus()
+        else:
+            self.create()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "create":
+            self.create()
+
+    def create(self) -> None:
+        first = self.query_one("#first", Input).value
+        second = self.query_one("#second", Input).value
+        problem = self.query_one("#problem", Static)
+        _, ok = strength_hint(first)
+        if not ok:
+            problem.update(f"The passphrase needs at least {MIN_LENGTH} characters.")
+            return
+        if first != second:
+            problem.update("The two passphrases are different. Please type them again.")
+            self.query_one("#second", Input).value = ""
+            self.query_one("#second", Input).focus()
+            return
+        problem.update("Creating your encrypted journal…")
+        self._create(first)
+
+    @work(thread=True, exclusive=True)
+    def _create(self, passphrase: str) -> None:
+        try:
+            journal = Journal.create(self.app.paths.journal, passphrase)
+        except JournalError as exc:
+            self.app.call_from_thread(self.query_one("#problem", Static).update, str(exc))
+            return
+        self.app.call_from_thread(self.app.unlocked, journal, True)
+
+
+class UnlockScreen(Screen):
+    DEFAULT_CSS = """
+    UnlockScreen Vertical { width: 64; max-width: 100%; height: auto; margin: 2 2; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tries = 0
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical():
+            yield Static("Welcome back. Enter your passphrase to open your journal.")
+            yield Input(placeholder="Passphrase", password=True, id="passphrase")
+            yield Static("", id="problem", classes="error")
+            with Horizontal(classes="buttons"):
+                yield Button("Unlock", id="unlock", variant="primary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#passphrase", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.try_unlock()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "unlock":
+            self.try_unlock()
+
+    def try_unlock(self) -> None:
+        field = self.query_one("#passphrase", Input)
+        if not field.value:
+            return
+        field.disabled = True
+        self.query_one("#problem", Static).update("Opening…")
+        self._open(field.value)
+
+    @work(thread=True, exclusive=True)
+    def _open(self, passphrase: str) -> None:
+        try:
+            journal = Journal.open(self.app.paths.journal, passphrase)
+        except WrongPassphrase:
+            self.app.call_from_thread(self._wrong)
+            return
+        except JournalError as exc:
+            self.app.call_from_thread(self._failed, str(exc))
+            return
+        self.app.call_from_thread(self.app.unlocked, journal)
+
+    def _wrong(self) -> None:
+        self.tries += 1
+        field = self.query_one("#passphrase", Input)
+        field.value = ""
+        field.disabled = False
+        left = MAX_TRIES - self.tries
+        problem = self.query_one("#problem", Static)
+        if left <= 0:
+            problem.update(Text("That passphrase did not open the journal three times. "
+                                "Haven will close now; your journal is unchanged."))
+            self.set_timer(2.5, lambda: self.app.exit(return_code=2))
+            field.disabled = True
+            return
+        problem.update(f"That passphrase does not open this journal. {left} "
+                       f"{'try' if left == 1 else 'tries'} left.")
+        field.focus()
+
+    def _failed(self, message: str) -> None:
+        self.query_one("#problem", Static).update(Text(message))
+        self.query_one("#passphrase", Input).disabled = False

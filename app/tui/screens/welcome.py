@@ -1,0 +1,31 @@
+"""First run: what Haven is and is not, acknowledged once (always reachable from Help)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Markdown
+
+
+class WelcomeScreen(Screen):
+    DEFAULT_CSS = """
+    WelcomeScreen VerticalScroll { width: 84; max-width: 100%; margin: 0 2; }
+    WelcomeScreen Markdown { margin: 1 0; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll():
+            yield Markdown(self.app.prompts.render("safety/notice.md",
+                                                   data_dir=str(self.app.paths.root)))
+            with Horizontal(classes="buttons"):
+                yield Button("I understand — continue", id="ack", variant="primary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#ack", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "ack":
+            self.app.after_notice()

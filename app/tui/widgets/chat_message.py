@@ -1,0 +1,71 @@
+"""One message in the conversation. The person's words are shown as plain text (never
+interpreted as markup); Haven's replies are rendered as Markdown as they stream."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Markdown, Static
+
+LABELS = {"user": "You", "assistant": "Haven", "system": "Haven"}
+
+
+class ChatMessage(Vertical):
+    DEFAULT_CSS = """
+    ChatMessage { height: auto; margin: 0 0 1 0; padding: 0 1; }
+    ChatMessage .who { color: $text-muted; text-style: bold; }
+    ChatMessage.user { border-left: thick $accent; background: $boost; }
+    ChatMessage.assistant { border-left: thick $success; }
+    ChatMessage.system { border-left: thick $secondary; color: $text-muted; }
+    ChatMessage.crisis { border-left: thick $error; }
+    ChatMessage Markdown { margin: 0; padding: 0; }
+    ChatMessage .note { color: $text-muted; text-style: italic; }
+    """
+
+    def __init__(self, role: str, content: str = "", note: str = "", message_id: str | None = None,
+                 risk: str = "none") -> None:
+        classes = f"{role} crisis" if risk == "crisis" and role == "system" else role
+        super().__init__(classes=classes)
+        self.role = role
+        self.content = content
+        self.note = note
+        self.message_id = message_id
+        self._stream = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(LABELS[self.role], classes="who")
+        if self.role == "user":
+            yield Static(Text(self.content), classes="body", markup=False)
+        else:
+            yield Markdown(self.content, classes="body")
+        yield Static(Text(self.note), classes="note", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one(".note", Static).display = bool(self.note)
+
+    async def append(self, text: str) -> None:
+        """Add streamed text to a reply."""
+        self.content += text
+        if self._stream is None:
+            self._stream = Markdown.get_stream(self.query_one(Markdown))
+        await self._stream.write(text)
+
+    async def replace(self, text: str) -> None:
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+        self.content = text
+        await self.query_one(Markdown).update(text)
+
+    async def finish(self, note: str = "") -> None:
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+        self.set_note(note)
+
+    def set_note(self, note: str) -> None:
+        self.note = note
+        label = self.query_one(".note", Static)
+        label.update(Text(note))
+        label.display = bool(note)

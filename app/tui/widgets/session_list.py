@@ -1,0 +1,72 @@
+"""The sessions sidebar: pick one to open it; the screen does the rest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from rich.text import Text
+from textual.message import Message
+from textual.widgets import Label, ListItem, ListView
+
+from app.store.records import Session
+
+
+def friendly_day(moment: datetime) -> str:
+    local = moment.astimezone()
+    today = datetime.now().astimezone().date()
+    delta = (today - local.date()).days
+    if delta == 0:
+        return "today"
+    if delta == 1:
+        return "yesterday"
+    return local.strftime("%d %b %Y")
+
+
+class SessionItem(ListItem):
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        title = session.title or "New session"
+        label = Text(title, overflow="ellipsis", no_wrap=True)
+        label.append(f"\n{friendly_day(session.started)}", style="dim")
+        super().__init__(Label(label))
+
+
+class SessionList(ListView):
+    DEFAULT_CSS = """
+    SessionList { width: 26; border-right: solid $panel-lighten-2; background: $surface; }
+    SessionList > ListItem { padding: 0 1; height: 2; }
+    """
+
+    BINDINGS = [("delete", "request_delete", "Delete session")]
+
+    @dataclass
+    class Opened(Message):
+        session_id: str
+
+    @dataclass
+    class DeleteRequested(Message):
+        session_id: str
+
+    def action_request_delete(self) -> None:
+        session = self.highlighted_session
+        if session is not None:
+            self.post_message(self.DeleteRequested(session.id))
+
+    def set_sessions(self, sessions: list[Session], current: str | None) -> None:
+        self.clear()
+        for session in sessions:
+            self.append(SessionItem(session))
+        for index, session in enumerate(sessions):
+            if session.id == current:
+                self.index = index
+
+    @property
+    def highlighted_session(self) -> Session | None:
+        item = self.highlighted_child
+        return item.session if isinstance(item, SessionItem) else None
+
+    def on_list_view_selected(self, event: ListView.Selected) -> None:
+        event.stop()
+        if isinstance(event.item, SessionItem):
+            self.post_message(self.Opened(event.item.session.id))

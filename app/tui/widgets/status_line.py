@@ -1,0 +1,32 @@
+"""One line under the conversation: the model's state and what Haven is doing."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+
+class StatusLine(Static):
+    DEFAULT_CSS = """
+    StatusLine { height: 1; padding: 0 1; color: $text-muted; background: $panel; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__("", markup=False)
+        self.model = ""
+        self.activity = ""
+
+    def set_model(self, text: str) -> None:
+        self.model = text
+        self._refresh()
+
+    def set_activity(self, text: str) -> None:
+        self.activity = text
+        self._refresh()
+
+    def _refresh(self) -> None:
+        line = Text(self.model)
+        if self.activity:
+            line.append("  ·  ")
+            line.append(self.activity, style="bold")
+        self.update(line)
