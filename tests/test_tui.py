@@ -215,5 +215,5 @@ async def test_export_from_the_app(tmp_path):
         await pilot.pause(0.2)
     doc = read_export(out.read_bytes(), passphrase="export passphrase")
     assert any(m.content == "something to export" for m in doc.messages)
-    with pytest.raises(Exception):
+    with pytest.raises(pyrage.DecryptError):
         pyrage.passphrase.decrypt(out.read_bytes(), "wrong")

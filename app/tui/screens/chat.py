@@ -396,7 +396,8 @@ class ChatScreen(Screen):
         yield "Settings", "Country for crisis resources, generation, theme (F8)", self.action_settings
         yield "Export", "Save an encrypted copy of your journal (F9)", self.action_export
         yield "Rename session", "Give this session a title (Ctrl+R)", self.action_rename_session
-        yield "Delete session", "Delete the highlighted session (Delete, in the sidebar)", self.action_delete_session
+        yield ("Delete session", "Delete the highlighted session (Delete, in the sidebar)",
+               self.action_delete_session)
         yield "Stop reply", "Stop Haven's reply now (Esc)", self.action_stop_reply
         for mode in Mode:
             yield f"Work: {mode.label}", "Change how Haven works with you", (
