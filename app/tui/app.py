@@ -44,7 +44,7 @@ class HavenApp(App):
     .error { color: $error; }
     .form-row { height: auto; margin: 0 0 1 0; }
     .buttons { height: auto; margin: 1 0 0 0; }
-    .buttons Button { margin: 0 1 0 0; }
+    .buttons Button { margin: 0 1 0 0; min-width: 10; }
     .dialog { width: 76; max-width: 100%; height: auto; max-height: 100%; border: thick $accent;
               background: $surface; padding: 1 2; }
     ModalScreen { align: center middle; }

@@ -91,7 +91,7 @@ class ChatScreen(Screen):
         self.refresh_status()
         await self.begin_new_session()
         self.query_one(MessageBox).focus()
-        if self.size.width < 70:
+        if self.app.size.width < 90:  # at 80x24 the conversation gets the whole width
             self.query_one(SessionList).display = False
 
     # ---- sessions --------------------------------------------------------------------------

@@ -51,7 +51,7 @@ class ModelsScreen(Screen):
             with Horizontal(classes="buttons"):
                 yield Button("Download", id="download", variant="primary")
                 yield Button("Use", id="use")
-                yield Button("Import a file…", id="import")
+                yield Button("Import…", id="import")
                 yield Button("Remove", id="remove")
                 yield Button("Continue" if self.first_run else "Back", id="close")
             yield ProgressBar(id="progress", show_eta=True)

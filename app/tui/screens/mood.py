@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
@@ -59,7 +59,7 @@ class MoodScreen(ModalScreen[MoodResult | None]):
     def compose(self) -> ComposeResult:
         question = ("Before you go: how are you feeling now?" if self.closing
                     else "How are you feeling right now?")
-        with Vertical(classes="dialog"):
+        with VerticalScroll(classes="dialog"):
             yield Static(question)
             yield Static("0 = very low, 10 = very good", classes="hint")
             with Horizontal(id="scores"):
@@ -67,7 +67,8 @@ class MoodScreen(ModalScreen[MoodResult | None]):
                     yield Button(str(n), id=f"score-{n}")
             yield Static("Any emotions? (optional) e.g. anxious 60, tired 40", classes="hint")
             yield Input(placeholder="emotions", id="emotions")
-            yield Static("Words you can use: " + ", ".join(EMOTIONS), classes="hint")
+            yield Static(f"Words like {', '.join(EMOTIONS[:6])}… ({len(EMOTIONS)} in all)",
+                         classes="hint")
             yield Input(placeholder="a short note (optional)", id="note")
             yield Static("", id="problem", classes="error")
             with Horizontal(classes="buttons"):

@@ -34,7 +34,7 @@ class SessionItem(ListItem):
 
 class SessionList(ListView):
     DEFAULT_CSS = """
-    SessionList { width: 26; border-right: solid $panel-lighten-2; background: $surface; }
+    SessionList { width: 24; border-right: solid $panel-lighten-2; background: $surface; }
     SessionList > ListItem { padding: 0 1; height: 2; }
     """
 
