@@ -26,6 +26,8 @@ class ScriptedStream:
         self.cancel_event.set()
 
     def __iter__(self):
+        if self.result is not None:  # like the real stream: a finished stream yields nothing
+            return
         sent = []
         status = "complete"
         for word in self.text.split(" "):

@@ -283,3 +283,20 @@ def test_the_companion_runs_from_a_worker_thread(journal):
     worker.start()
     worker.join(10)
     assert isinstance(out[-1], ReplyDone)
+
+
+@pytest.mark.model
+def test_a_conversation_on_the_real_engine_completes_every_reply(gemma_gguf, journal):
+    engine = Engine()
+    try:
+        engine.load(ModelSpec(gemma_gguf, "gemma", "gemma", n_ctx=2048, threads=2)).result(120)
+        settings = Settings(generation={"max_tokens": 24, "seed": 5})
+        companion = Companion(journal=journal, engine=engine, settings=settings)
+        companion.start_session()
+        for text in ("Hello there", "I had a long day", "Thanks for listening"):
+            done = [e for e in companion.send(text) if isinstance(e, ReplyDone)]
+            assert len(done) == 1 and done[0].status in ("complete", "replaced")
+        statuses = [m.status for m in journal.messages(companion.session.id) if m.role == "assistant"]
+        assert statuses == ["complete"] * 3
+    finally:
+        engine.close()

@@ -162,3 +162,10 @@ def test_llama_cpp_never_writes_to_the_terminal_and_logs_no_user_text(gemma_gguf
     text = log.read_text()
     assert "llama" in text  # llama.cpp's own log went to Haven's log
     assert "SECRET-MARKER" not in text
+
+
+def test_iterating_a_finished_stream_again_returns_at_once(engine):
+    stream = engine.chat(ChatRequest(system="", turns=(Turn("user", "Hi"),),
+                                     params=GenerationParams(max_tokens=4)))
+    first = list(stream)
+    assert list(stream) == [] and "".join(first) == stream.wait(5).text

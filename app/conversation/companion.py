@@ -246,8 +246,9 @@ class Companion:
                     if time.monotonic() - last_save > SAVE_EVERY_SECONDS:
                         self.journal.update_message(reply_msg.id, shown, "partial")
                         last_save = time.monotonic()
-            for _ in stream:  # drain after a trip so the worker is free
-                pass
+            if guard.tripped:
+                for _ in stream:  # drain what was generated before the cancel took effect
+                    pass
         finally:
             self._stream = None
         result = stream.wait()

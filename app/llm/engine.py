@@ -68,6 +68,7 @@ class ReplyStream:
         self.cancel_event = threading.Event()
         self.result: Reply | None = None
         self.done = threading.Event()
+        self._ended = False
 
     def cancel(self) -> None:
         self.cancel_event.set()
@@ -83,18 +84,20 @@ class ReplyStream:
         self.done.set()
         self._queue.put(self._END)
 
-    # consumer side
+    # consumer side (iterating again after the end returns at once)
     def __iter__(self) -> Iterator[str]:
-        while True:
+        while not self._ended:
             item = self._queue.get()
             if item is self._END:
+                self._ended = True
                 return
             yield item
 
     async def __aiter__(self):
-        while True:
+        while not self._ended:
             item = await asyncio.to_thread(self._queue.get)
             if item is self._END:
+                self._ended = True
                 return
             yield item
 

@@ -1,0 +1,92 @@
+"""End to end: `haven` in a real terminal (tmux) on the real 270M model."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import time
+
+import pytest
+
+from app.paths import DataPaths
+from app.settings import GenerationSettings, Settings, save_settings
+from app.store import Journal
+from tests.conftest import PASSPHRASE, ROOT, haven_env, run_haven
+
+pytestmark = pytest.mark.model
+SESSION = "haven-e2e"
+
+
+def capture(tmux: str) -> str:
+    return subprocess.run([tmux, "capture-pane", "-p", "-t", SESSION], capture_output=True,
+                          text=True).stdout
+
+
+def wait_for(tmux: str, predicate, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = capture(tmux)
+        if predicate(screen):
+            return screen
+        time.sleep(0.3)
+    raise AssertionError(f"timed out; the screen was:\n{screen}")
+
+
+def keys(tmux: str, *args: str) -> None:
+    subprocess.run([tmux, "send-keys", "-t", SESSION, *args], check=True)
+
+
+def test_haven_in_tmux_unlock_talk_quit(tmp_path, gemma_gguf):
+    from tests.conftest import require_tool
+
+    tmux = require_tool("tmux", "tmux")
+    home = tmp_path / "home"
+    assert run_haven(home, "models", "import", str(gemma_gguf), "--chat-format", "gemma",
+                     "--name", "gemma-270m").returncode == 0
+    assert run_haven(home, "journal", "note", "first note").returncode == 0  # creates the journal
+    paths = DataPaths(home)
+    settings = Settings(model="gemma-270m", n_ctx=2048, threads=2, notice_acknowledged=False,
+                        generation=GenerationSettings(max_tokens=40, seed=1))
+    save_settings(paths, settings)
+
+    env = haven_env(home)
+    env.pop("HAVEN_PASSPHRASE")  # the app asks
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items() if k.startswith(("HAVEN_", "HF_")))
+    command = f"cd {shlex.quote(str(ROOT))} && env {exports} TERM=xterm-256color {sys.executable} -m app"
+    subprocess.run([tmux, "kill-session", "-t", SESSION], capture_output=True)
+    subprocess.run([tmux, "new-session", "-d", "-s", SESSION, "-x", "100", "-y", "30", command],
+                   check=True)
+    try:
+        wait_for(tmux, lambda s: "not a therapist" in s)
+        keys(tmux, "Enter")  # "I understand"
+        wait_for(tmux, lambda s: "Enter your passphrase" in s)
+        keys(tmux, "-l", PASSPHRASE)
+        keys(tmux, "Enter")
+        wait_for(tmux, lambda s: "What's on your mind" in s)
+        wait_for(tmux, lambda s: "Model: gemma-270m" in s)
+        keys(tmux, "-l", "Hello, I had a long day at work")
+        keys(tmux, "Enter")
+        screen = wait_for(tmux, lambda s: "Hello, I had a long day at work" in s
+                          and s.count("Haven") >= 3 and "thinking" not in s
+                          and "replying" not in s)
+        assert "llama" not in screen.lower()  # nothing from llama.cpp tore the screen
+        keys(tmux, "C-q")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            alive = subprocess.run([tmux, "has-session", "-t", SESSION], capture_output=True)
+            if alive.returncode != 0:
+                break
+            time.sleep(0.3)
+    finally:
+        subprocess.run([tmux, "kill-session", "-t", SESSION], capture_output=True)
+
+    with Journal.open(home / "journal.db", PASSPHRASE) as journal:
+        session = journal.sessions()[0]
+        messages = journal.messages(session.id)
+        roles = [m.role for m in messages]
+        assert roles[:2] == ["system", "user"] and "assistant" in roles
+        assert messages[1].content == "Hello, I had a long day at work"
+        assert all(m.status in ("complete", "cancelled") for m in messages)
+        assert session.ended is not None
