@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from app import __version__
-from app.cli import chat_cmd, data_cmd, doctor_cmd, export_cmd, models_cmd
+from app.cli import bench_cmd, chat_cmd, data_cmd, doctor_cmd, export_cmd, models_cmd
 from app.cli.common import CliError
 
 
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_cmd.register(sub)
     chat_cmd.register(sub)
     export_cmd.register(sub)
+    bench_cmd.register(sub)
     doctor_cmd.register(sub)
     return parser
 

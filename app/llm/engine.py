@@ -29,7 +29,7 @@ from app.modelhub.gguf import GGUFError, inspect_gguf
 
 log = logging.getLogger("haven.engine")
 
-SUMMARY_TOKENS = 256
+SUMMARY_TOKENS = 160  # the fold prompt asks for at most 120 words
 SAFETY_MARGIN = 8
 
 

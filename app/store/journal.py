@@ -317,13 +317,20 @@ class Journal:
         query = _fts_query(text)
         if not query:
             return []
+        # Newest matches first, through the indexed search_map; snippets are made only for
+        # the rows returned (they are the costly part).
         sql = (
-            "SELECT kind, ref_id, created, session_id, "
+            "SELECT m.kind, m.ref_id, m.created, m.session_id, "
             "snippet(search_index, 0, char(2), char(3), '…', 16) AS snippet "
-            "FROM search_index WHERE search_index MATCH ? ORDER BY created DESC LIMIT ?"
+            "FROM search_index JOIN search_map m ON m.rowid = search_index.rowid "
+            "WHERE search_index MATCH :q AND search_index.rowid IN ("
+            "  SELECT rowid FROM search_map INDEXED BY search_map_created WHERE rowid IN ("
+            "    SELECT rowid FROM search_index WHERE search_index MATCH :q)"
+            "  ORDER BY created DESC LIMIT :limit"
+            ") ORDER BY m.created DESC"
         )
         with self._lock:
-            cursor = self._conn.execute(sql, (query, limit))
+            cursor = self._conn.execute(sql, {"q": query, "limit": limit})
             return [_from_row(SearchHit, cursor, row) for row in cursor.fetchall()]
 
     # ---- settings kept inside the journal ----------------------------------------------

@@ -70,36 +70,22 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
-    # 2: full-text search over messages, notes and thought records, kept in sync by triggers
+    # 2: full-text search over messages, notes and thought records, kept in sync by triggers.
+    # search_map holds, per indexed row, what it points at and when it was written (indexed),
+    # so "newest first" and the triggers' deletes never scan the full-text table.
     """
     CREATE VIRTUAL TABLE search_index USING fts5(
-        body, kind UNINDEXED, ref_id UNINDEXED, created UNINDEXED, session_id UNINDEXED,
-        tokenize = 'porter unicode61 remove_diacritics 2'
+        body, tokenize = 'porter unicode61 remove_diacritics 2'
     );
-    CREATE TRIGGER messages_ai AFTER INSERT ON messages WHEN new.role != 'system' BEGIN
-        INSERT INTO search_index (body, kind, ref_id, created, session_id)
-        VALUES (new.content, 'message', new.id, new.created, new.session_id);
-    END;
-    CREATE TRIGGER messages_au AFTER UPDATE OF content ON messages WHEN new.role != 'system' BEGIN
-        DELETE FROM search_index WHERE kind = 'message' AND ref_id = old.id;
-        INSERT INTO search_index (body, kind, ref_id, created, session_id)
-        VALUES (new.content, 'message', new.id, new.created, new.session_id);
-    END;
-    CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
-        DELETE FROM search_index WHERE kind = 'message' AND ref_id = old.id;
-    END;
-    CREATE TRIGGER notes_ai AFTER INSERT ON notes BEGIN
-        INSERT INTO search_index (body, kind, ref_id, created)
-        VALUES (new.body, 'note', new.id, new.created);
-    END;
-    CREATE TRIGGER notes_au AFTER UPDATE ON notes BEGIN
-        DELETE FROM search_index WHERE kind = 'note' AND ref_id = old.id;
-        INSERT INTO search_index (body, kind, ref_id, created)
-        VALUES (new.body, 'note', new.id, new.created);
-    END;
-    CREATE TRIGGER notes_ad AFTER DELETE ON notes BEGIN
-        DELETE FROM search_index WHERE kind = 'note' AND ref_id = old.id;
-    END;
+    CREATE TABLE search_map (
+        rowid INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        ref_id TEXT NOT NULL,
+        created TEXT NOT NULL,
+        session_id TEXT
+    );
+    CREATE UNIQUE INDEX search_map_ref ON search_map(kind, ref_id);
+    CREATE INDEX search_map_created ON search_map(created);
     CREATE VIEW thought_record_text AS
         SELECT id, created, session_id,
                situation || char(10) || (
@@ -108,26 +94,71 @@ MIGRATIONS: list[str] = [
                ) || char(10) || evidence_for || char(10) || evidence_against
                  || char(10) || balanced_thought AS body
         FROM thought_records;
+    CREATE TRIGGER messages_ai AFTER INSERT ON messages WHEN new.role != 'system' BEGIN
+        INSERT INTO search_map (kind, ref_id, created, session_id)
+        VALUES ('message', new.id, new.created, new.session_id);
+        INSERT INTO search_index (rowid, body) VALUES (last_insert_rowid(), new.content);
+    END;
+    CREATE TRIGGER messages_au AFTER UPDATE OF content ON messages WHEN new.role != 'system' BEGIN
+        DELETE FROM search_index WHERE rowid =
+            (SELECT rowid FROM search_map WHERE kind = 'message' AND ref_id = old.id);
+        INSERT INTO search_index (rowid, body) VALUES (
+            (SELECT rowid FROM search_map WHERE kind = 'message' AND ref_id = old.id),
+            new.content);
+    END;
+    CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
+        DELETE FROM search_index WHERE rowid =
+            (SELECT rowid FROM search_map WHERE kind = 'message' AND ref_id = old.id);
+        DELETE FROM search_map WHERE kind = 'message' AND ref_id = old.id;
+    END;
+    CREATE TRIGGER notes_ai AFTER INSERT ON notes BEGIN
+        INSERT INTO search_map (kind, ref_id, created) VALUES ('note', new.id, new.created);
+        INSERT INTO search_index (rowid, body) VALUES (last_insert_rowid(), new.body);
+    END;
+    CREATE TRIGGER notes_au AFTER UPDATE OF body ON notes BEGIN
+        DELETE FROM search_index WHERE rowid =
+            (SELECT rowid FROM search_map WHERE kind = 'note' AND ref_id = old.id);
+        INSERT INTO search_index (rowid, body) VALUES (
+            (SELECT rowid FROM search_map WHERE kind = 'note' AND ref_id = old.id), new.body);
+    END;
+    CREATE TRIGGER notes_ad AFTER DELETE ON notes BEGIN
+        DELETE FROM search_index WHERE rowid =
+            (SELECT rowid FROM search_map WHERE kind = 'note' AND ref_id = old.id);
+        DELETE FROM search_map WHERE kind = 'note' AND ref_id = old.id;
+    END;
     CREATE TRIGGER thought_records_ai AFTER INSERT ON thought_records BEGIN
-        INSERT INTO search_index (body, kind, ref_id, created, session_id)
-        SELECT body, 'thought_record', id, created, session_id
-        FROM thought_record_text WHERE id = new.id;
+        INSERT INTO search_map (kind, ref_id, created, session_id)
+        VALUES ('thought_record', new.id, new.created, new.session_id);
+        INSERT INTO search_index (rowid, body)
+        SELECT last_insert_rowid(), body FROM thought_record_text WHERE id = new.id;
     END;
     CREATE TRIGGER thought_records_au AFTER UPDATE ON thought_records BEGIN
-        DELETE FROM search_index WHERE kind = 'thought_record' AND ref_id = old.id;
-        INSERT INTO search_index (body, kind, ref_id, created, session_id)
-        SELECT body, 'thought_record', id, created, session_id
+        DELETE FROM search_index WHERE rowid =
+            (SELECT rowid FROM search_map WHERE kind = 'thought_record' AND ref_id = old.id);
+        INSERT INTO search_index (rowid, body)
+        SELECT (SELECT rowid FROM search_map WHERE kind = 'thought_record' AND ref_id = old.id),
+               body
         FROM thought_record_text WHERE id = new.id;
     END;
     CREATE TRIGGER thought_records_ad AFTER DELETE ON thought_records BEGIN
-        DELETE FROM search_index WHERE kind = 'thought_record' AND ref_id = old.id;
+        DELETE FROM search_index WHERE rowid =
+            (SELECT rowid FROM search_map WHERE kind = 'thought_record' AND ref_id = old.id);
+        DELETE FROM search_map WHERE kind = 'thought_record' AND ref_id = old.id;
     END;
-    INSERT INTO search_index (body, kind, ref_id, created, session_id)
-        SELECT content, 'message', id, created, session_id FROM messages WHERE role != 'system';
-    INSERT INTO search_index (body, kind, ref_id, created)
-        SELECT body, 'note', id, created FROM notes;
-    INSERT INTO search_index (body, kind, ref_id, created, session_id)
-        SELECT body, 'thought_record', id, created, session_id FROM thought_record_text;
+    INSERT INTO search_map (kind, ref_id, created, session_id)
+        SELECT 'message', id, created, session_id FROM messages WHERE role != 'system';
+    INSERT INTO search_map (kind, ref_id, created) SELECT 'note', id, created FROM notes;
+    INSERT INTO search_map (kind, ref_id, created, session_id)
+        SELECT 'thought_record', id, created, session_id FROM thought_records;
+    INSERT INTO search_index (rowid, body)
+        SELECT m.rowid, x.content FROM search_map m JOIN messages x ON x.id = m.ref_id
+        WHERE m.kind = 'message';
+    INSERT INTO search_index (rowid, body)
+        SELECT m.rowid, x.body FROM search_map m JOIN notes x ON x.id = m.ref_id
+        WHERE m.kind = 'note';
+    INSERT INTO search_index (rowid, body)
+        SELECT m.rowid, x.body FROM search_map m JOIN thought_record_text x ON x.id = m.ref_id
+        WHERE m.kind = 'thought_record';
     """,
 ]
 

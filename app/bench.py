@@ -1,0 +1,299 @@
+"""``haven bench``: performance figures, each compared with a baseline from the same run.
+
+Model figures (``run_model_bench``): load time; decode speed through Haven's engine
+against raw llama-cpp-python ``create_completion`` on the same model and threads;
+time to first token over a scripted multi-turn conversation (and how many prompt tokens
+llama.cpp reused from its KV cache each turn, by its own counters); a summary fold;
+cancel latency; prompt evaluation speed; peak memory against a budget.
+
+Store figures (``run_store_bench``): opening (with key derivation), 10,000 committed
+messages, full-text search, and an encrypted export of all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from app.llm import ChatRequest, Engine, GenerationParams, ModelSpec, Turn
+
+USER_TURNS = [
+    "Hi. I've had a stressful week at work and I can't switch off in the evenings.",
+    "Mostly it's one project. My manager keeps changing the deadline.",
+    "I lie awake going over everything I might have done wrong.",
+    "I guess I think that if it fails, it will be my fault.",
+    "Evidence? Well, last time a project slipped nobody blamed me.",
+    "I could try writing a list before bed so it's out of my head.",
+    "Maybe also a short walk after dinner.",
+    "I'd like to feel less tense by Friday.",
+    "It helps to say it out loud, thank you.",
+    "What should I try first tonight?",
+    "Okay, I'll start with the list.",
+    "Thanks, that's all for today.",
+]
+FOLD_INSTRUCTION = "Summarise the conversation so far in at most 100 words."
+SYSTEM = "You are Haven, a warm and brief self-help companion."
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _kv_cache_mb(metadata: dict, n_ctx: int) -> float:
+    arch = metadata.get("general.architecture", "")
+
+    def num(key: str, default: int = 0) -> int:
+        try:
+            return int(metadata.get(f"{arch}.{key}", default))
+        except (TypeError, ValueError):
+            return default
+
+    layers = num("block_count")
+    heads = num("attention.head_count", 1) or 1
+    heads_kv = num("attention.head_count_kv", heads) or heads
+    embd = num("embedding_length")
+    key_len = num("attention.key_length", embd // heads)
+    value_len = num("attention.value_length", embd // heads)
+    per_token = layers * heads_kv * (key_len + value_len) * 2  # f16 K and V
+    return per_token * n_ctx / 1e6
+
+
+def _raw_decode(llm, prompt: str, max_tokens: int) -> tuple[float, int]:
+    """Decode speed of plain llama-cpp-python streaming, timed like Haven's."""
+    first = None
+    count = 0
+    for _ in llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.7, top_p=0.9,
+                                   repeat_penalty=1.1, stream=True, seed=11):
+        count += 1
+        if first is None:
+            first = time.perf_counter()
+    elapsed = time.perf_counter() - (first or time.perf_counter())
+    return (count - 1) / elapsed if count > 1 and elapsed > 0 else 0.0, count
+
+
+def _haven_decode(engine: Engine, max_tokens: int) -> float:
+    stream = engine.chat(ChatRequest(system="", turns=(Turn("user", "Tell me a long story about a "
+                                                            "lighthouse keeper."),),
+                                     params=GenerationParams(max_tokens=max_tokens, seed=11)))
+    first = None
+    count = 0
+    for _ in stream:
+        count += 1
+        if first is None:
+            first = time.perf_counter()
+    elapsed = time.perf_counter() - (first or time.perf_counter())
+    return (count - 1) / elapsed if count > 1 and elapsed > 0 else 0.0
+
+
+def run_model_bench(spec: ModelSpec, turns: int = 10, decode_tokens: int = 128) -> dict:
+    import llama_cpp
+
+    started = time.perf_counter()
+    engine = Engine()
+    try:
+        engine.load(spec).result()
+        load_s = time.perf_counter() - started
+
+        # decode: raw llama-cpp-python vs Haven, interleaved twice to even out noise
+        raw_rates, haven_rates = [], []
+        for _ in range(2):
+            raw_rates.append(engine.call(lambda llm: _raw_decode(
+                llm, "Tell me a long story about a lighthouse keeper.", decode_tokens)[0]).result())
+            haven_rates.append(_haven_decode(engine, decode_tokens))
+        baseline = statistics.median(raw_rates)
+        haven = statistics.median(haven_rates)
+
+        # a scripted conversation: time to first token and KV-cache reuse per turn
+        history: list[Turn] = []
+        ttft, reused, prompt_rates = [], [], []
+        for index in range(turns):
+            history.append(Turn("user", USER_TURNS[index % len(USER_TURNS)]))
+            stream = engine.chat(ChatRequest(system=SYSTEM, turns=tuple(history),
+                                             fold_instruction=FOLD_INSTRUCTION,
+                                             params=GenerationParams(max_tokens=48, seed=3)))
+            for _ in stream:
+                pass
+            reply = stream.wait()
+            ttft.append(round(reply.time_to_first_token or 0.0, 4))
+            reused.append(reply.prompt_tokens - reply.evaluated_prompt_tokens)
+            history.append(Turn("assistant", reply.text))
+            if index == 0:
+                perf = engine.call(lambda llm: llama_cpp.llama_perf_context(llm._ctx.ctx)).result()
+                if perf.t_p_eval_ms > 0:
+                    prompt_rates.append(perf.n_p_eval / (perf.t_p_eval_ms / 1000))
+
+        # a fold: a history longer than the context
+        long_history = []
+        for i in range(24):  # about 1.5 contexts of history at n_ctx 2048
+            long_history.append(Turn("user", f"{USER_TURNS[i % len(USER_TURNS)]} " * 4))
+            long_history.append(Turn("assistant", "That sounds hard. Tell me more about it. " * 4))
+        long_history.append(Turn("user", "What should I try tonight?"))
+        stream = engine.chat(ChatRequest(system=SYSTEM, turns=tuple(long_history),
+                                         fold_instruction=FOLD_INSTRUCTION,
+                                         params=GenerationParams(max_tokens=16, seed=3)))
+        for _ in stream:
+            pass
+        fold_reply = stream.wait()
+
+        # cancel latency: from cancel() to the stream's end, mid-generation
+        stream = engine.chat(ChatRequest(system="", turns=(Turn("user", "Write a long essay."),),
+                                         params=GenerationParams(max_tokens=400, seed=5)))
+        pieces = iter(stream)
+        next(pieces, None)
+        cancelled_at = time.perf_counter()
+        stream.cancel()
+        for _ in pieces:
+            pass
+        stream.wait()
+        cancel_latency = time.perf_counter() - cancelled_at
+
+        metadata = engine.call(lambda llm: dict(llm.metadata)).result()
+        kv_mb = _kv_cache_mb(metadata, engine.n_ctx)
+        file_mb = spec.path.stat().st_size / 1e6
+        peak = _peak_rss_mb()
+        return {
+            "model": spec.name,
+            "threads": spec.threads,
+            "n_ctx": engine.n_ctx,
+            "load_s": round(load_s, 3),
+            "baseline_decode_tok_s": round(baseline, 2),
+            "haven_decode_tok_s": round(haven, 2),
+            "decode_ratio": round(haven / baseline, 3) if baseline else None,
+            "ttft_s": ttft,
+            "ttft_growth": round(ttft[-1] / ttft[1], 3) if len(ttft) > 1 and ttft[1] else None,
+            "reused_prompt_tokens": reused,
+            "fold_s": round(fold_reply.fold_seconds, 3),
+            "folded_turns": fold_reply.folded,
+            "cancel_latency_s": round(cancel_latency, 4),
+            "prompt_tok_s": round(statistics.median(prompt_rates), 1) if prompt_rates else None,
+            "peak_rss_mb": round(peak, 1),
+            "model_file_mb": round(file_mb, 1),
+            "kv_cache_mb": round(kv_mb, 1),
+            "rss_budget_mb": round(file_mb + kv_mb + 300, 1),
+        }
+    finally:
+        engine.close()
+
+
+def run_store_bench(messages: int = 10_000) -> dict:
+    """The journal and export at scale, in a throwaway folder."""
+    from app.export.service import export_journal
+    from app.safety import assess_risk
+    from app.store import Journal
+
+    with tempfile.TemporaryDirectory(prefix="haven-bench-") as folder:
+        path = Path(folder) / "journal.db"
+        Journal.create(path, "bench passphrase").close()
+        started = time.perf_counter()
+        journal = Journal.open(path, "bench passphrase")
+        open_s = time.perf_counter() - started
+
+        words = ["work", "sleep", "worry", "walk", "friend", "meeting", "family", "tired",
+                 "calm", "deadline", "evening", "river", "garden", "coffee", "music"]
+        started = time.perf_counter()
+        session = journal.start_session()
+        for i in range(messages):
+            if i % 200 == 0 and i:
+                session = journal.start_session()
+            text = " ".join(words[(i * 7 + k) % len(words)] for k in range(12)) + f" entry{i}"
+            journal.add_message(session.id, "user" if i % 2 == 0 else "assistant", text)
+        insert_s = time.perf_counter() - started
+
+        started = time.perf_counter()
+        searches = 20
+        for i in range(searches):
+            journal.search(words[i % len(words)] + " " + words[(i + 3) % len(words)])
+        search_ms = (time.perf_counter() - started) / searches * 1000
+
+        started = time.perf_counter()
+        export_journal(journal, Path(folder) / "export.age", passphrase="bench export pass")
+        export_s = time.perf_counter() - started
+        journal.close()
+
+    sample = "I have been feeling low and tired for weeks, and work is hard. " * 32
+    started = time.perf_counter()
+    for _ in range(100):
+        assess_risk(sample[:2000])
+    risk_ms = (time.perf_counter() - started) / 100 * 1000
+    return {
+        "store_open_s": round(open_s, 3),
+        "store_messages": messages,
+        "store_insert_s": round(insert_s, 2),
+        "store_insert_per_s": round(messages / insert_s, 1),
+        "store_search_ms": round(search_ms, 2),
+        "export_s": round(export_s, 2),
+        "risk_check_ms_per_2000_chars": round(risk_ms, 2),
+    }
+
+
+async def _ui_latency(engine: Engine, stream_tokens: int = 96) -> dict:
+    """Keystroke latency in the app: idle, then while a reply streams (same run)."""
+    from textual import events
+
+    from app.paths import DataPaths
+    from app.settings import GenerationSettings, Settings
+    from app.store import Journal
+    from app.tui.app import HavenApp
+    from app.tui.screens.chat import ChatScreen
+    from app.tui.widgets.message_box import MessageBox
+
+    with tempfile.TemporaryDirectory(prefix="haven-bench-ui-") as folder:
+        paths = DataPaths(Path(folder)).ensure()
+        settings = Settings(notice_acknowledged=True,
+                            generation=GenerationSettings(max_tokens=stream_tokens))
+        Journal.create(paths.journal, "bench passphrase").close()
+        app = HavenApp(paths, settings, engine_factory=lambda spec: engine)
+        async with app.run_test(size=(100, 30)) as pilot:
+            app.unlocked(Journal.open(paths.journal, "bench passphrase"))
+            for _ in range(100):
+                await pilot.pause(0.02)
+                if isinstance(app.screen, ChatScreen):
+                    break
+            box = app.screen.query_one(MessageBox)
+
+            async def keystrokes(count: int) -> list[float]:
+                """Post a key to the message box; time until the character is in it."""
+                out = []
+                for _ in range(count):
+                    before = len(box.text)
+                    started = time.perf_counter()
+                    box.post_message(events.Key("x", "x"))
+                    while len(box.text) == before:
+                        await asyncio.sleep(0.0005)
+                    out.append((time.perf_counter() - started) * 1000)
+                    await asyncio.sleep(0.02)
+                return out
+
+            idle = await keystrokes(20)
+            box.clear()
+            await pilot.press(*"Tell me a long story")
+            await pilot.press("enter")
+            while not app.screen.replying:
+                await pilot.pause(0.01)
+            streaming = []
+            while app.screen.replying and len(streaming) < 60:
+                streaming += await keystrokes(1)
+            app.screen.companion.cancel()
+            while app.screen.replying:
+                await pilot.pause(0.05)
+            app.journal.close()
+            app.journal = None
+    return {
+        "input_latency_idle_ms": round(statistics.median(idle), 2),
+        "input_latency_streaming_ms": round(statistics.median(streaming), 2) if streaming else None,
+        "input_latency_streaming_max_ms": round(max(streaming), 2) if streaming else None,
+        "keystrokes_while_streaming": len(streaming),
+    }
+
+
+def run_ui_bench(spec: ModelSpec) -> dict:
+    engine = Engine()
+    try:
+        engine.load(spec).result()
+        return asyncio.run(_ui_latency(engine))
+    finally:
+        engine.close()

@@ -1,0 +1,61 @@
+"""``haven bench``: performance figures as a table, or one JSON object (``--json``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from app.cli.common import CliError, Context
+from app.runtime import NoModelSelected, quiet_terminal, selected_model_spec
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="measure speed and memory on this machine",
+                       description="Model figures, each against a baseline from the same run "
+                       "(raw llama-cpp-python for decode speed). --store adds the journal, search "
+                       "and export at 10,000 messages; --ui adds keystroke latency while a reply "
+                       "streams.")
+    p.add_argument("--model", type=Path, help="a GGUF file instead of the selected model")
+    p.add_argument("--chat-format", help="chat format for --model if it has no template")
+    p.add_argument("--turns", type=int, default=10, help="turns in the scripted conversation")
+    p.add_argument("--threads", type=int, help="CPU threads (default: the setting)")
+    p.add_argument("--ctx", type=int, default=2048, help="context window for the run (2048)")
+    p.add_argument("--store", action="store_true", help="also benchmark the journal and export")
+    p.add_argument("--ui", action="store_true", help="also measure keystroke latency in the app")
+    p.add_argument("--no-model", action="store_true", help="skip the model figures")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from app import bench
+
+    ctx = Context()
+    quiet_terminal(ctx.paths)
+    if args.turns < 2:
+        raise CliError("--turns must be at least 2")
+    figures: dict = {}
+    if not args.no_model or args.ui:
+        try:
+            spec = selected_model_spec(ctx.paths, ctx.settings, args.model, args.chat_format)
+        except NoModelSelected as exc:
+            raise CliError(str(exc)) from exc
+        if not spec.path.is_file():
+            raise CliError(f"no such model file: {spec.path}")
+        from dataclasses import replace
+
+        spec = replace(spec, n_ctx=args.ctx, threads=args.threads or ctx.settings.threads)
+        if not args.no_model:
+            figures.update(bench.run_model_bench(spec, turns=args.turns))
+        if args.ui:
+            figures.update(bench.run_ui_bench(spec))
+    if args.store:
+        figures.update(bench.run_store_bench())
+    if args.json:
+        print(json.dumps(figures))
+        return 0
+    width = max(len(k) for k in figures) if figures else 0
+    for key, value in figures.items():
+        print(f"{key:<{width}}  {value}")
+    return 0
