@@ -60,10 +60,21 @@ def test_haven_in_tmux_unlock_talk_quit(tmp_path, gemma_gguf):
                    check=True)
     try:
         wait_for(tmux, lambda s: "not a therapist" in s)
-        keys(tmux, "Enter")  # "I understand"
+        for _ in range(20):  # "I understand" (Enter), once the screen takes keys
+            keys(tmux, "Enter")
+            try:
+                wait_for(tmux, lambda s: "Enter your passphrase" in s, timeout=3)
+                break
+            except AssertionError:
+                continue
         wait_for(tmux, lambda s: "Enter your passphrase" in s)
-        keys(tmux, "-l", PASSPHRASE)
-        keys(tmux, "Enter")
+        for _ in range(2):  # keys typed before the field took focus would be lost: retry once
+            time.sleep(0.5)
+            keys(tmux, "-l", PASSPHRASE)
+            keys(tmux, "Enter")
+            screen = wait_for(tmux, lambda s: "What's on your mind" in s or "tries left" in s)
+            if "What's on your mind" in screen:
+                break
         wait_for(tmux, lambda s: "What's on your mind" in s)
         wait_for(tmux, lambda s: "Model: gemma-270m" in s)
         keys(tmux, "-l", "Hello, I had a long day at work")

@@ -72,6 +72,8 @@ def _known_error(exc: Exception) -> str | None:
         return str(exc)
     if isinstance(exc, OSError) and exc.errno == 28:
         return "the disk is full; nothing was written — free some space and try again"
+    if type(exc).__name__ == "OperationalError" and "full" in str(exc):
+        return "the disk is full; the journal was not changed — free some space and try again"
     return None
 
 

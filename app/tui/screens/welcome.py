@@ -9,6 +9,7 @@ from textual.widgets import Button, Footer, Header, Markdown
 
 
 class WelcomeScreen(Screen):
+    BINDINGS = [("enter", "acknowledge", "I understand")]
     DEFAULT_CSS = """
     WelcomeScreen VerticalScroll { width: 84; max-width: 100%; margin: 0 2; }
     WelcomeScreen Markdown { margin: 1 0; }
@@ -28,4 +29,8 @@ class WelcomeScreen(Screen):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "ack":
-            self.app.after_notice()
+            event.stop()
+            self.action_acknowledge()
+
+    def action_acknowledge(self) -> None:
+        self.app.after_notice()
