@@ -33,8 +33,10 @@ def ask(engine, turns, max_tokens=24, summary=None):
     return chunks, stream.wait(60)
 
 
-def test_loading_is_in_the_background(gemma_gguf):
+def test_loading_is_in_the_background_and_reports_progress(gemma_gguf):
     engine = Engine()
+    seen = []
+    engine.on_state(lambda state, detail: seen.append((state, detail)))
     try:
         started = time.perf_counter()
         future = engine.load(ModelSpec(gemma_gguf, "g", "gemma", n_ctx=1024, threads=2))
@@ -42,6 +44,9 @@ def test_loading_is_in_the_background(gemma_gguf):
         assert engine.state in (EngineState.LOADING, EngineState.READY)
         future.result(120)
         assert engine.ready and engine.n_ctx == 1024
+        percents = [d for s, d in seen if s is EngineState.LOADING and d and d.endswith("%")]
+        assert percents and percents[-1].endswith("100%")
+        assert seen[-1][0] is EngineState.READY
     finally:
         engine.close()
 

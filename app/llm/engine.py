@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,8 +120,11 @@ class Engine:
         self._current: ReplyStream | None = None
         self.state = EngineState.EMPTY
         self.error: str | None = None
+        self.detail: str | None = None
         self.spec: ModelSpec | None = None
         self.n_ctx = 0
+        self._closing = False
+        self._load_percent = -5
         self._listeners: list[Callable[[EngineState, str | None], None]] = []
         self._thread = threading.Thread(target=self._run, name="haven-engine", daemon=True)
         self._thread.start()
@@ -162,6 +166,7 @@ class Engine:
 
     def _set_state(self, state: EngineState, detail: str | None = None) -> None:
         self.state = state
+        self.detail = detail
         self.error = detail if state is EngineState.FAILED else None
         for listener in list(self._listeners):
             try:
@@ -185,23 +190,26 @@ class Engine:
         from llama_cpp import Llama
 
         self._unload()
+        self._load_percent = -5
         n_ctx = spec.n_ctx
         if info.context_length:
             n_ctx = min(n_ctx, info.context_length)
         started = time.perf_counter()
+        self._closing = False
         try:
             # verbose=True: llama-cpp-python's quiet mode points fds 1 and 2 at /dev/null for
             # the whole process while it loads, which would blank a screen drawn from another
             # thread. Its prints from this thread go to the log (see app.logs), and the C
             # log goes there through native_log.
-            llm = Llama(
-                model_path=str(spec.path),
-                n_ctx=n_ctx,
-                n_threads=spec.threads,
-                n_threads_batch=spec.threads,
-                n_batch=512,
-                verbose=True,
-            )
+            with _load_progress(lambda p: self._loading(spec.name, p)):
+                llm = Llama(
+                    model_path=str(spec.path),
+                    n_ctx=n_ctx,
+                    n_threads=spec.threads,
+                    n_threads_batch=spec.threads,
+                    n_batch=512,
+                    verbose=True,
+                )
         except (ValueError, RuntimeError, OSError) as exc:
             message = f"the model file {spec.path.name} could not be loaded (is it damaged?)"
             self._set_state(EngineState.FAILED, message)
@@ -228,6 +236,14 @@ class Engine:
         )
         self._set_state(EngineState.READY, spec.name)
 
+    def _loading(self, name: str, fraction: float) -> bool:
+        """Progress from llama.cpp's loader; returning False aborts (the engine is closing)."""
+        percent = int(fraction * 100)
+        if percent >= self._load_percent + 5 or percent == 100:
+            self._load_percent = percent
+            self._set_state(EngineState.LOADING, f"loading {name} {percent}%")
+        return not self._closing
+
     def _install_abort(self, llm) -> None:
         import llama_cpp
 
@@ -252,6 +268,7 @@ class Engine:
         return self._submit(job)
 
     def close(self) -> None:
+        self._closing = True  # also stops a load in progress
         self.cancel_current()
         self.unload()
         self._jobs.put(None)
@@ -485,6 +502,37 @@ class Engine:
                 self._active_cancel.clear()
 
         return self._submit(job)
+
+
+@contextmanager
+def _load_progress(report: Callable[[float], bool]):
+    """Have llama.cpp report loading progress (0.0-1.0) to ``report``.
+
+    llama-cpp-python's ``Llama`` takes no progress callback, but builds its model
+    parameters from ``llama_model_default_params()`` while loading; for that call (made on
+    this worker, the only place models load) the defaults carry our callback.
+    """
+    import llama_cpp.llama_cpp as lc
+
+    original = lc.llama_model_default_params
+
+    @lc.llama_progress_callback
+    def callback(progress: float, _data: ctypes.c_void_p) -> bool:
+        try:
+            return bool(report(float(progress)))
+        except Exception:  # never raise into C
+            return True
+
+    def with_progress():
+        params = original()
+        params.progress_callback = callback
+        return params
+
+    lc.llama_model_default_params = with_progress
+    try:
+        yield
+    finally:
+        lc.llama_model_default_params = original
 
 
 def _token_text(llm, token_id: int) -> str:

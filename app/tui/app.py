@@ -125,7 +125,8 @@ class HavenApp(App):
             return "No model yet — journaling works; F4 to download one"
         name = engine.spec.name if engine.spec else "model"
         if engine.state is EngineState.LOADING:
-            return f"Loading {name}…"
+            detail = getattr(engine, "detail", None) or f"loading {name}"
+            return detail[:1].upper() + detail[1:] + "…"
         if engine.state is EngineState.FAILED:
             return f"Model problem: {engine.error}"
         if engine.state is EngineState.READY:
