@@ -62,31 +62,32 @@ def _kv_cache_mb(metadata: dict, n_ctx: int) -> float:
     return per_token * n_ctx / 1e6
 
 
-def _raw_decode(llm, prompt: str, max_tokens: int) -> tuple[float, int]:
-    """Decode speed of plain llama-cpp-python streaming, timed like Haven's."""
-    first = None
-    count = 0
-    for _ in llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.7, top_p=0.9,
-                                   repeat_penalty=1.1, stream=True, seed=11):
-        count += 1
-        if first is None:
-            first = time.perf_counter()
-    elapsed = time.perf_counter() - (first or time.perf_counter())
-    return (count - 1) / elapsed if count > 1 and elapsed > 0 else 0.0, count
+STORY = "Tell me a long story about a lighthouse keeper."
 
 
-def _haven_decode(engine: Engine, max_tokens: int) -> float:
-    stream = engine.chat(ChatRequest(system="", turns=(Turn("user", "Tell me a long story about a "
-                                                            "lighthouse keeper."),),
-                                     params=GenerationParams(max_tokens=max_tokens, seed=11)))
+def _pieces_per_second(pieces) -> float:
+    """Pieces per second from the first piece to the last (prompt time left out)."""
     first = None
     count = 0
-    for _ in stream:
+    for _ in pieces:
         count += 1
         if first is None:
             first = time.perf_counter()
     elapsed = time.perf_counter() - (first or time.perf_counter())
     return (count - 1) / elapsed if count > 1 and elapsed > 0 else 0.0
+
+
+def _raw_decode(llm, max_tokens: int) -> float:
+    """Decode speed of plain llama-cpp-python streaming, timed like Haven's."""
+    return _pieces_per_second(llm.create_completion(
+        STORY, max_tokens=max_tokens, temperature=0.7, top_p=0.9, repeat_penalty=1.1,
+        stream=True, seed=11))
+
+
+def _haven_decode(engine: Engine, max_tokens: int) -> float:
+    return _pieces_per_second(engine.chat(ChatRequest(
+        system="", turns=(Turn("user", STORY),),
+        params=GenerationParams(max_tokens=max_tokens, seed=11))))
 
 
 def run_model_bench(spec: ModelSpec, turns: int = 10, decode_tokens: int = 128) -> dict:
@@ -101,8 +102,7 @@ def run_model_bench(spec: ModelSpec, turns: int = 10, decode_tokens: int = 128) 
         # decode: raw llama-cpp-python vs Haven, interleaved twice to even out noise
         raw_rates, haven_rates = [], []
         for _ in range(2):
-            raw_rates.append(engine.call(lambda llm: _raw_decode(
-                llm, "Tell me a long story about a lighthouse keeper.", decode_tokens)[0]).result())
+            raw_rates.append(engine.call(lambda llm: _raw_decode(llm, decode_tokens)).result())
             haven_rates.append(_haven_decode(engine, decode_tokens))
         baseline = statistics.median(raw_rates)
         haven = statistics.median(haven_rates)

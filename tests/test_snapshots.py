@@ -30,6 +30,9 @@ async def steady(pilot):
         widget.cursor_blink = False
     pilot.app.set_focus(None)  # a cursor caught mid-blink would differ from run to run
     await pilot.pause(0.2)
+    for log in pilot.app.screen.query("#log"):
+        log.scroll_end(animate=False)  # settle the conversation at its end, as a person sees it
+    await pilot.pause(0.2)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=IDS)

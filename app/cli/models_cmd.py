@@ -49,16 +49,12 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_remove)
 
 
-def _fits(min_ram_gb: float) -> str:
-    total = psutil.virtual_memory().total / 1024**3
-    return "fits" if total >= min_ram_gb else f"needs {min_ram_gb:g} GB RAM"
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     ctx = Context()
     registry = ModelRegistry(ctx.paths)
     installed = {m.name: m for m in registry.all()}
     selected = ctx.settings.model
+    ram_gb = psutil.virtual_memory().total / 1024**3
     rows = []
     for entry in catalog().model:
         m = installed.get(entry.name)
@@ -67,7 +63,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             "installed": m is not None, "selected": entry.name == selected,
             "size_mb": round(m.size / 1e6) if m else entry.size_mb, "licence": entry.licence,
             "min_ram_gb": entry.min_ram_gb, "default": entry.default,
-            "small_machines": entry.small_machines, "ram": _fits(entry.min_ram_gb),
+            "small_machines": entry.small_machines, "ram": entry.ram_fit(ram_gb),
         })
     for name, m in installed.items():
         if catalog().get(name) is None:

@@ -30,6 +30,10 @@ class CatalogEntry(BaseModel):
     small_machines: bool = False
     description: str
 
+    def ram_fit(self, total_ram_gb: float) -> str:
+        """'fits', or what it needs, for a machine with ``total_ram_gb`` of RAM."""
+        return "fits" if total_ram_gb >= self.min_ram_gb else f"needs {self.min_ram_gb:g} GB RAM"
+
 
 class Catalog(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -229,7 +229,8 @@ class ChatScreen(Screen):
             note = {"cancelled": "(stopped)", "replaced": "(replaced by Haven's safety check)",
                     "error": f"(the model stopped: {event.error})"}.get(event.status, "")
             await self._reply_view.finish(note)
-        log.scroll_end(animate=False)
+        # after the new content is laid out, or the view can stop short of the end
+        self.call_after_refresh(log.scroll_end, animate=False)
 
     def action_stop_reply(self) -> None:
         if self.replying:

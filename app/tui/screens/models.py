@@ -76,7 +76,7 @@ class ModelsScreen(Screen):
             status = "selected" if entry.name == selected and entry.name in installed else (
                 "installed" if entry.name in installed else "")
             tag = " (recommended)" if entry.default else " (small machines)" if entry.small_machines else ""
-            fit = "fits" if ram >= entry.min_ram_gb else f"needs {entry.min_ram_gb:g} GB"
+            fit = entry.ram_fit(ram)
             table.add_row(entry.title + tag, f"{entry.size_mb} MB", fit, status, entry.licence,
                           key=entry.name)
         for name, model in installed.items():
