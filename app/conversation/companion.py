@@ -25,7 +25,7 @@ from app.conversation.events import (
     Token,
     UserSaved,
 )
-from app.conversation.flow import Mode, SessionFlow, Step
+from app.conversation.flow import FlowError, Mode, SessionFlow, Step
 from app.conversation.prompts import PromptLibrary, prompt_library
 from app.conversation.thought_records import draft_thought_record
 from app.llm import ChatRequest, Engine, GenerationParams, Turn
@@ -33,7 +33,7 @@ from app.safety import RiskAssessment, assess_risk, resources_for
 from app.safety.output_check import ReplyGuard
 from app.settings import Settings
 from app.store import Journal
-from app.store.records import EmotionRating, Message, MoodEntry, Session, ThoughtRecord
+from app.store.records import EmotionRating, Message, MoodEntry, Session, ThoughtRecord, now_utc
 
 log = logging.getLogger("haven.companion")
 
@@ -83,14 +83,11 @@ class Companion:
         session = self.journal.session(session_id)
         if session is None:
             raise KeyError(session_id)
+        if session.ended:  # reopening an ended session continues the conversation
+            session = self.journal.update_session(session.id, ended=None)
         self.session = session
         self.flow = SessionFlow()
-        self.flow.step = Step.ENDED if session.ended else Step.WORK
-        if session.ended:
-            # Reopening an ended session continues it: the conversation goes on.
-            self.journal.update_session(session.id, ended=None)
-            self.session = self.journal.session(session.id)
-            self.flow.step = Step.WORK
+        self.flow.step = Step.WORK
         self.flow.mood_before = session.mood_before
         return self.journal.messages(session_id)
 
@@ -106,10 +103,14 @@ class Companion:
         self, score: int, emotions: list[EmotionRating] | None = None, note: str | None = None
     ) -> MoodEntry:
         session = self._require_session()
-        when = self.flow.record_mood(score)
+        try:
+            when = self.flow.record_mood(score)
+        except FlowError:
+            when = None  # mid-session: logged as a mood entry, the session's ratings unchanged
         entry = self.journal.add_mood(score, emotions or [], note, session_id=session.id)
-        field_name = "mood_before" if when == "before" else "mood_after"
-        self.session = self.journal.update_session(session.id, **{field_name: score})
+        if when is not None:
+            field_name = "mood_before" if when == "before" else "mood_after"
+            self.session = self.journal.update_session(session.id, **{field_name: score})
         if when == "after":
             self._finish()
         return entry
@@ -352,10 +353,21 @@ class Companion:
         self._finish()
 
     def _finish(self) -> None:
-        if self.session and self.session.ended is None:
-            from app.store.records import now_utc
-
+        if self.session is None:
+            return
+        if self._is_empty(self.session):
+            # opened and closed without a word or a rating: leave no empty entry behind
+            self.journal.delete_session(self.session.id)
+            self.session = None
+        elif self.session.ended is None:
             self.session = self.journal.update_session(self.session.id, ended=now_utc())
+
+    def _is_empty(self, session: Session) -> bool:
+        if session.mood_before is not None or session.mood_after is not None:
+            return False
+        if any(m.role == "user" for m in self.journal.messages(session.id)):
+            return False
+        return not any(e.session_id == session.id for e in self.journal.moods())
 
 
 def _alternate(turns: list[Turn]) -> list[Turn]:

@@ -24,8 +24,8 @@ class WelcomeScreen(Screen):
                 yield Button("I understand — continue", id="ack", variant="primary")
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.query_one("#ack", Button).focus()
+    # No focus on the button at mount: that would scroll the notice to its end and hide its
+    # first, most important lines. Enter anywhere on this screen acknowledges.
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "ack":
