@@ -300,3 +300,20 @@ def test_a_conversation_on_the_real_engine_completes_every_reply(gemma_gguf, jou
         assert statuses == ["complete"] * 3
     finally:
         engine.close()
+
+
+def test_a_mood_mid_session_is_logged_and_an_empty_session_leaves_nothing(journal):
+    companion, _ = make(journal)
+    companion.start_session()
+    talk(companion, "hello")
+    companion.record_mood(4)  # talking first: a late check-in is the session's first rating
+    entry = companion.record_mood(6)  # another one mid-session is simply logged
+    assert entry.score == 6 and len(journal.moods()) == 2
+    assert journal.session(companion.session.id).mood_before == 4
+    companion.end_session()
+
+    companion.start_session()  # opened and closed without a word
+    empty_id = companion.session.id
+    companion.end_session()
+    assert journal.session(empty_id) is None
+    assert len(journal.sessions()) == 1
