@@ -85,3 +85,14 @@ def test_import_refuses_bad_files_in_one_line(tmp_path, kind):
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert result.stderr.startswith("haven: ")
     assert not list((tmp_path / "home" / "models").glob("*.gguf"))
+
+
+def test_chat_formats_are_the_engines(tmp_path, gemma_gguf):
+    home = tmp_path / "home"
+    refused = run_haven(home, "models", "import", str(gemma_gguf), "--chat-format", "functionary")
+    assert refused.returncode == 2 and "unknown chat format" in refused.stderr
+    accepted = run_haven(home, "models", "import", str(gemma_gguf), "--chat-format", "phi3",
+                         "--name", "as-phi3", "--no-use")
+    assert accepted.returncode == 0, accepted.stderr
+    bad = run_haven(home, "models", "download", "org/repo:file.gguf", "--chat-format", "nope")
+    assert bad.returncode == 2 and "unknown chat format" in bad.stderr

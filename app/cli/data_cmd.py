@@ -137,7 +137,7 @@ def cmd_journal_list(args: argparse.Namespace) -> int:
 
 
 def _hit_json(hit: SearchHit) -> dict:
-    data = hit.model_dump(mode="json", exclude={"MARK_START", "MARK_END"})
+    data = hit.model_dump(mode="json")
     data["snippet"] = hit.snippet_with("**", "**")
     return data
 

@@ -6,10 +6,16 @@ import argparse
 import os
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 
-from app.cli.common import CliError, Context, ask_new_passphrase, ask_passphrase, open_journal, parse_day
+from app.cli.common import (
+    CliError,
+    Context,
+    ask_new_passphrase,
+    ask_passphrase,
+    open_journal,
+    parse_day_range,
+)
 from app.export import age_file
 from app.export.document import NotAnExport, parse
 from app.export.service import export_journal, import_document
@@ -45,12 +51,7 @@ def register(sub) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    since = parse_day(args.since) if args.since else None
-    until = parse_day(args.until) if args.until else None
-    if until is not None:
-        until = until + timedelta(days=1)  # --until is inclusive
-    if since and until and since >= until:
-        raise CliError("--since must be on or before --until")
+    since, until = parse_day_range(args.since, args.until)
     if args.out.exists() and not args.force:
         raise CliError(f"{args.out} already exists; choose another name or add --force")
     try:

@@ -260,7 +260,8 @@ def verify_sha256(path: Path, expected: str, progress: ProgressCallback | None =
 
 
 def _check_space(folder: Path, needed: int) -> None:
-    free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+    stats = os.statvfs(folder)
+    free = stats.f_bavail * stats.f_frsize
     if free < needed + 64 * 1024 * 1024:
         raise DownloadError(
             f"not enough free disk space: the download needs {needed / 1e9:.2f} GB and "
@@ -315,6 +316,13 @@ def download_spec(
     progress: ProgressCallback | None = None,
 ) -> InstalledModel:
     repo, filename = parse_spec(spec)
+    if chat_format is not None:
+        from app.llm.templates import known_formats
+
+        if chat_format not in known_formats():
+            raise DownloadError(
+                f"unknown chat format {chat_format!r}; known: {', '.join(known_formats())}"
+            )
     remote = resolve_remote(repo, filename)
     model_name = name or Path(filename).stem.lower()
     return install_download(paths, remote, model_name, "hub", chat_format, progress)

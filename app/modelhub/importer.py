@@ -20,9 +20,11 @@ class ImportError_(Exception):
 
 
 def known_chat_formats() -> list[str]:
-    from llama_cpp.llama_chat_format import LlamaChatCompletionHandlerRegistry
+    """The formats the engine can render (not llama-cpp-python's wider handler registry,
+    some of which are not prompt formats at all)."""
+    from app.llm.templates import known_formats
 
-    return sorted(LlamaChatCompletionHandlerRegistry()._chat_handlers)
+    return known_formats()
 
 
 def default_name(path: Path) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 
@@ -133,8 +133,8 @@ class SearchHit(BaseModel):
     snippet: str
     session_id: str | None = None
 
-    MARK_START: str = "\x02"
-    MARK_END: str = "\x03"
+    MARK_START: ClassVar[str] = "\x02"
+    MARK_END: ClassVar[str] = "\x03"
 
     def snippet_with(self, start: str, end: str) -> str:
         return self.snippet.replace(self.MARK_START, start).replace(self.MARK_END, end)

@@ -16,9 +16,9 @@ from textual.screen import Screen
 
 from app.conversation.companion import Companion
 from app.conversation.prompts import prompt_library
-from app.llm import Engine, EngineState, ModelSpec
+from app.llm import EngineState, ModelSpec
 from app.paths import DataPaths
-from app.runtime import NoModelSelected, selected_model_spec
+from app.runtime import NoModelSelected, selected_model_spec, start_engine
 from app.settings import Settings, save_settings
 from app.store import Journal
 
@@ -28,11 +28,7 @@ EngineFactory = Callable[[ModelSpec | None], object | None]
 
 
 def real_engine(spec: ModelSpec | None):
-    if spec is None:
-        return None
-    engine = Engine()
-    engine.load(spec)
-    return engine
+    return None if spec is None else start_engine(spec)
 
 
 class HavenApp(App):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 from textual import work
@@ -12,7 +12,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
-from app.cli.common import CliError, parse_day
+from app.cli.common import CliError, parse_day_range
 from app.export.age_file import AgeError
 from app.export.service import export_journal
 
@@ -67,13 +67,10 @@ class ExportScreen(ModalScreen[None]):
             problem.update(f"{out} already exists; choose another name.")
             return
         try:
-            since = parse_day(value["since"]) if value["since"] else None
-            until = parse_day(value["until"]) if value["until"] else None
+            since, until = parse_day_range(value["since"], value["until"])
         except CliError as exc:
             problem.update(str(exc))
             return
-        if until is not None:
-            until += timedelta(days=1)  # "to" is inclusive
         problem.update("Exporting…")
         self._export(out, passphrase, [recipient] if recipient else [], since, until,
                      self.query_one("#format", Select).value)
