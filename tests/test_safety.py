@@ -109,3 +109,13 @@ def test_resources_follow_the_country_with_an_international_default():
     assert countries()[0][0] == "international"
     for code, entry in all_resources().items():
         assert entry.emergency and entry.services, code
+
+
+def test_a_later_denial_does_not_lower_the_session():
+    from app.safety import assess_conversation
+
+    session = ["I'm going to kill myself tonight", "forget it, I'm fine, just a bad day"]
+    assert assess_risk(session[-1]).level == "none"
+    assert assess_conversation(session).level == "crisis"
+    assert assess_conversation(["work was hard", "my boss shouted at me"]).level == "none"
+    assert assess_conversation([]).level == "none"
