@@ -9,24 +9,46 @@ judged together, so a plan told in pieces is seen whole.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from app.safety.assess import NO_RISK, RiskAssessment, assess_risk
+from app.safety.classifier import RiskModel
 from app.safety.rules import LEVELS
 
 JOINER = "\n"
+JOINT_CHARS = 6_000  # the joint reading covers the latest messages up to about this much text
+
+
+@lru_cache(maxsize=1024)
+def _assess_one(text: str) -> RiskAssessment:
+    """assess_risk is deterministic, and a session is re-judged at every new message."""
+    return assess_risk(text)
 
 
 def _higher(a: RiskAssessment, b: RiskAssessment) -> RiskAssessment:
     return b if LEVELS.index(b.level) > LEVELS.index(a.level) else a
 
 
-def assess_conversation(messages: Sequence[str]) -> RiskAssessment:
-    """The risk of a session from the person's messages in order (oldest first)."""
+def readings(messages: Sequence[str], model: RiskModel | None = None) -> list[RiskAssessment]:
+    """Each message judged alone, then the latest ones (up to JOINT_CHARS) judged together."""
+    found = [_assess_one(text) if model is None else assess_risk(text, model=model) for text in messages]
+    recent: list[str] = []
+    size = 0
+    for text in reversed(messages):
+        if recent and size + len(text) > JOINT_CHARS:
+            break
+        recent.insert(0, text)
+        size += len(text) + 1
+    if len(recent) > 1:
+        found.append(assess_risk(JOINER.join(recent), model=model))
+    return found
+
+
+def assess_conversation(messages: Sequence[str], model: RiskModel | None = None) -> RiskAssessment:
+    """The risk of a session from the person's messages in order (oldest first): the
+    highest of its :func:`readings`, so each message's own level always counts and pieces
+    of a plan add up."""
     found = NO_RISK
-    for text in messages:
-        found = _higher(found, assess_risk(text))
-        if found.level == "crisis":
-            return found
-    if len(messages) > 1:
-        found = _higher(found, assess_risk(JOINER.join(messages)))
+    for reading in readings(messages, model):
+        found = _higher(found, reading)
     return found

@@ -28,6 +28,7 @@ class Rule:
     past_level: str | None
     negatable: bool
     requires: str | None
+    firm: bool = False  # its crisis never needs the trained model's agreement
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class RuleSet:
                     past_level=raw.get("past_level"),
                     negatable=bool(raw.get("negatable", True)),
                     requires=requires,
+                    firm=bool(raw.get("firm", False)),
                 )
             )
 

@@ -1,0 +1,236 @@
+"""Train Haven's risk model: tests/data/risk (training lines only) -> app/safety/data/risk_model.npz
+
+Usage: python scripts/train_risk_model.py [--sweep] [--oof FILE]
+
+``--sweep`` prints the out-of-fold figures for every pair of thresholds; ``--oof FILE``
+writes each training line's out-of-fold reading as JSON lines (for error analysis).
+
+1. Every training line (scripts/risk_data.py: the corpus minus its test split, plus
+   extra/) becomes feature counts exactly as ``assess_risk`` computes them.
+2. Out-of-fold predictions, leaving out one source file (one writer) at a time, run through
+   the real ``assess_risk`` (rules + model + sentence windows). The two thresholds are
+   chosen on these predictions by the policy below: never on the test split.
+3. The final model is fitted on every training line and written with its thresholds, the
+   out-of-fold figures and a fingerprint of its inputs (a test fails when it is stale).
+
+Deterministic: the same inputs give the same file. Needs scikit-learn (the test extra);
+Haven itself only reads the result, with numpy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.safety.assess import assess_risk  # noqa: E402
+from app.safety.classifier import FORMAT_VERSION, MODEL_FILE, RiskModel  # noqa: E402
+from app.safety.conversation import JOINER, readings  # noqa: E402
+from app.safety.features import feature_counts  # noqa: E402
+from app.safety.rules import LEVELS, default_rules  # noqa: E402
+from scripts.risk_data import Example, data_digest, training_examples  # noqa: E402
+
+C = 8.0  # inverse regularisation of the logistic regressions
+MIN_DF = 2  # a word or n-gram must appear in two training lines to count
+GROUP_WEIGHTS = {"w": 1.0, "c": 1.0, "x": 1.0, "r": 1.0}
+# Threshold policy, on out-of-fold predictions: the highest crisis recall (then elevated-or-
+# higher recall) such that ordinary messages stay ordinary often enough.
+MIN_NONE_KEPT = 0.85
+MAX_NONE_AS_CRISIS = 0.04
+GRID = [round(x, 3) for x in np.arange(0.05, 0.951, 0.025)]
+
+# Display names shared with the rules (the crisis texts and resources key on them).
+CATEGORY_NAMES = {
+    "suicide": "suicide", "method_seeking": "suicide", "passive_ideation": "suicide",
+    "self_harm": "self-harm", "harm_to_others": "harm to others",
+    "danger_from_others": "abuse or violence at home", "medical_emergency": "medical emergency",
+    "hopelessness": "hopelessness", "burden_entrapment": "burdensomeness",
+    "past_or_resisted": "past or resisted risk", "concern_for_other": "worry about someone else",
+    "substance_coping": "drinking or drugs to cope", "intrusive_thoughts": "intrusive thoughts",
+}
+INPUTS = ["app/safety/features.py", "app/safety/assess.py", "app/safety/normalise.py",
+          "app/safety/rules.py", "app/safety/conversation.py", "prompts/safety/lexicon.tsv",
+          "prompts/safety/rules.toml",
+          "scripts/train_risk_model.py", "scripts/risk_data.py"]
+
+
+def inputs_digest() -> str:
+    """A fingerprint of the data and of everything that turns it into features."""
+    digest = hashlib.sha256(data_digest().encode())
+    for name in INPUTS:
+        digest.update(name.encode())
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def message_text(example: Example) -> str:
+    """What a line is trained on: a session's messages joined as ``assess_conversation``
+    joins them for its joint reading."""
+    return JOINER.join(example.messages)
+
+
+def counts_of(text: str) -> Counter:
+    rules = default_rules()
+    norm = rules.normalise(text)
+    return feature_counts(norm.text, [(h.rule.id, h.level) for h in rules.hits(norm)])
+
+
+def fit(counts: list[Counter], labels: list[str], categories: list[str], sources: list[str],
+        thresholds: dict[str, float], with_categories: bool = True) -> RiskModel:
+    from scipy.sparse import csr_matrix
+    from sklearn.linear_model import LogisticRegression
+
+    df: Counter = Counter()
+    for c in counts:
+        df.update(c.keys())
+    n = len(counts)
+    names = sorted(k for k, v in df.items() if v >= MIN_DF or k[0] in "xr")
+    idf = np.array([math.log((1 + n) / (1 + df[k])) + 1 for k in names])
+    meta = {"format": FORMAT_VERSION, "version": "", "group_weights": GROUP_WEIGHTS,
+            "categories": ["risk"], "thresholds": thresholds}
+    shell = RiskModel(meta, names, {"idf": idf, "coef": np.zeros((2, len(names))),
+                                    "intercept": np.zeros(2), "category_coef": np.zeros((1, len(names))),
+                                    "category_intercept": np.zeros(1)})
+    rows, cols, vals = [], [], []
+    for i, c in enumerate(counts):
+        columns, values = shell.space.vector(c)
+        rows.extend([i] * len(columns))
+        cols.extend(columns.tolist())
+        vals.extend(values.tolist())
+    X = csr_matrix((vals, (rows, cols)), shape=(n, len(names)))
+    y = np.array([LEVELS.index(label) for label in labels])
+    coef, intercept = [], []
+    for target in (y > 0, y == 2):  # any risk; crisis
+        model = LogisticRegression(C=C, max_iter=5000)
+        model.fit(X, target.astype(int), sample_weight=_weights(target, sources))
+        coef.append(model.coef_[0])
+        intercept.append(model.intercept_[0])
+    arrays = {"idf": idf, "coef": np.array(coef), "intercept": np.array(intercept),
+              "category_coef": np.zeros((1, len(names))), "category_intercept": np.zeros(1)}
+    if with_categories:
+        risky = np.where(y > 0)[0]
+        shown = [CATEGORY_NAMES.get(categories[i], "suicide") for i in risky]
+        category_model = LogisticRegression(C=C, max_iter=5000, class_weight="balanced")
+        category_model.fit(X[risky], shown)
+        meta["categories"] = [str(c) for c in category_model.classes_]
+        arrays.update(category_coef=category_model.coef_, category_intercept=category_model.intercept_)
+    return RiskModel(meta, names, arrays)
+
+
+def _weights(target: np.ndarray, sources: list[str]) -> np.ndarray:
+    """Each writer's file weighs the same, and so do the two classes (balanced)."""
+    per_source = Counter(sources)
+    weights = np.array([1.0 / per_source[s] for s in sources])
+    for value in (True, False):
+        chosen = target == value
+        weights[chosen] *= 0.5 / weights[chosen].sum()
+    return weights * len(sources)
+
+
+def out_of_fold(examples: list[Example], counts: list[Counter]) -> list[list[tuple[str, tuple]]]:
+    """Each line's readings (rule-only level, model probabilities), from a model that never
+    saw its file: one for a message, several for a session (as ``assess_conversation``)."""
+    never = {"crisis": 2.0, "elevated": 2.0}  # the fold models report probabilities only
+    out: list = [None] * len(examples)
+    for source in sorted({e.source for e in examples}):
+        train = [i for i, e in enumerate(examples) if e.source != source]
+        model = fit([counts[i] for i in train], [examples[i].label for i in train],
+                    [examples[i].category for i in train], [examples[i].source for i in train],
+                    never, with_categories=False)
+        for i, example in enumerate(examples):
+            if example.source == source:
+                found = (readings(example.messages, model) if example.is_sequence
+                         else [assess_risk(example.text, model=model)])
+                out[i] = [(r.level, r.probabilities) for r in found]
+    return out
+
+
+def decide(reading_list: list[tuple[str, tuple]], crisis: float, elevated: float) -> str:
+    """The level the app would give, for thresholds (crisis, elevated)."""
+    level = 0
+    for rule_level, p in reading_list:
+        level = max(level, LEVELS.index(rule_level))
+        if p is None:
+            continue
+        if p[2] >= crisis:
+            level = 2
+        elif 1.0 - p[0] >= elevated:
+            level = max(level, 1)
+    return LEVELS[level]
+
+
+def figures(labels: list[str], predicted: list[str]) -> dict[str, float]:
+    def share(truth: str, ok: set[str]) -> float:
+        picked = [p for t, p in zip(labels, predicted, strict=True) if t == truth]
+        return sum(p in ok for p in picked) / max(len(picked), 1)
+
+    return {
+        "crisis_recall": share("crisis", {"crisis"}),
+        "crisis_flagged": share("crisis", {"crisis", "elevated"}),
+        "elevated_or_higher": share("elevated", {"crisis", "elevated"}),
+        "none_kept": share("none", {"none"}),
+        "none_as_crisis": share("none", {"crisis"}),
+    }
+
+
+def choose_thresholds(labels: list[str], oof: list, show: bool = False):
+    best = None
+    for crisis in GRID:
+        for elevated in GRID:
+            if elevated > crisis:
+                continue
+            f = figures(labels, [decide(r, crisis, elevated) for r in oof])
+            if show:
+                print(crisis, elevated, {k: round(v, 3) for k, v in f.items()})
+            if f["none_kept"] < MIN_NONE_KEPT or f["none_as_crisis"] > MAX_NONE_AS_CRISIS:
+                continue
+            key = (round(f["crisis_recall"], 3), round(f["crisis_flagged"], 3),
+                   round(f["elevated_or_higher"], 3), round(f["none_kept"], 3))
+            if best is None or key > best[0]:
+                best = (key, {"crisis": crisis, "elevated": elevated}, f)
+    if best is None:
+        raise SystemExit("no thresholds meet the policy; see --sweep")
+    return best[1], best[2]
+
+
+def main() -> int:
+    examples = training_examples()
+    counts = [counts_of(message_text(e)) for e in examples]
+    labels = [e.label for e in examples]
+    oof = out_of_fold(examples, counts)
+    if "--oof" in sys.argv:
+        with open(sys.argv[sys.argv.index("--oof") + 1], "w", encoding="utf-8") as out:
+            for example, found in zip(examples, oof, strict=True):
+                out.write(json.dumps({"source": example.source, "label": example.label,
+                                      "readings": found, "text": example.text}) + "\n")
+    thresholds, oof_figures = choose_thresholds(labels, oof, show="--sweep" in sys.argv)
+    model = fit(counts, labels, [e.category for e in examples], [e.source for e in examples],
+                thresholds)
+    digest = inputs_digest()
+    model.meta.update({
+        "version": digest[:12],
+        "inputs_digest": digest,
+        "training_lines": dict(sorted(Counter(labels).items())),
+        "out_of_fold": {k: round(v, 4) for k, v in oof_figures.items()},
+        "policy": {"min_none_kept": MIN_NONE_KEPT, "max_none_as_crisis": MAX_NONE_AS_CRISIS},
+    })
+    MODEL_FILE.parent.mkdir(parents=True, exist_ok=True)
+    model.save(MODEL_FILE)
+    print(f"wrote {MODEL_FILE.relative_to(ROOT)} ({MODEL_FILE.stat().st_size // 1024} KiB, "
+          f"{len(model.space):,} features, version {model.version})")
+    print(f"thresholds: {thresholds}")
+    print("out-of-fold (one writer's file left out at a time):",
+          {k: round(v, 3) for k, v in oof_figures.items()})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
