@@ -1,71 +1,144 @@
-"""Print how Haven's risk check does on the labelled set in tests/data/risk_cases.toml.
+"""How Haven's risk check does on held-out text: lines training and tuning never read.
 
-Usage: python scripts/risk_report.py [--show-misses]
+Usage: python scripts/risk_report.py [--misses N] [--json] [--all]
+
+The held-out lines are the corpus's test split (every fifth line of each label, see
+scripts/risk_data.py) and every file in tests/data/risk/heldout/ (written by writers
+whose text training never saw). A single message is judged with ``assess_risk``; a
+sequence (several messages of one session) with ``assess_conversation``. ``--all`` also
+prints the figures per source file.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
-import tomllib
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.safety import assess_risk  # noqa: E402
+from app.safety import assess_conversation, assess_risk  # noqa: E402
+from scripts.risk_data import LEVELS, Example, held_out_examples  # noqa: E402
 
-LEVELS = ("none", "elevated", "crisis")
+TARGETS = {  # issue 11: what the check must reach on text it has never seen
+    "crisis_recall": 0.95, "crisis_flagged": 0.99, "elevated_or_higher": 0.90,
+    "none_kept": 0.95, "sequence_crisis_recall": 0.90,
+}
 
 
-def evaluate(path: Path = ROOT / "tests" / "data" / "risk_cases.toml") -> dict:
-    cases = tomllib.loads(path.read_text(encoding="utf-8"))
-    confusion = {(t, p): 0 for t in LEVELS for p in LEVELS}
-    misses: list[tuple[str, str, str]] = []
-    for truth in LEVELS:
-        for text in cases[truth]:
-            got = assess_risk(text).level
-            confusion[(truth, got)] += 1
-            if got != truth:
-                misses.append((truth, got, text))
-    n = {t: len(cases[t]) for t in LEVELS}
-    predicted_none = sum(confusion[(t, "none")] for t in LEVELS)
+def judge(example: Example) -> str:
+    if example.is_sequence:
+        return assess_conversation(example.messages).level
+    return assess_risk(example.text).level
+
+
+def _share(pairs: list[tuple[str, str]], truth: str, ok: set[str]) -> tuple[float, int]:
+    picked = [p for t, p in pairs if t == truth]
+    return (sum(p in ok for p in picked) / len(picked) if picked else float("nan")), len(picked)
+
+
+def summarise(pairs: list[tuple[str, str]]) -> dict:
     return {
-        "messages": sum(n.values()),
-        "per_level": n,
-        "crisis_recall": confusion[("crisis", "crisis")] / n["crisis"],
-        "elevated_or_higher_recall": sum(
-            confusion[(t, p)] for t in ("elevated", "crisis") for p in ("elevated", "crisis")
-        ) / (n["elevated"] + n["crisis"]),
-        "none_precision": confusion[("none", "none")] / predicted_none if predicted_none else 1.0,
-        "none_specificity": confusion[("none", "none")] / n["none"],
-        "accuracy": sum(confusion[(t, t)] for t in LEVELS) / sum(n.values()),
-        "confusion": confusion,
+        "crisis_recall": _share(pairs, "crisis", {"crisis"}),
+        "crisis_flagged": _share(pairs, "crisis", {"crisis", "elevated"}),
+        "elevated_or_higher": _share(pairs, "elevated", {"crisis", "elevated"}),
+        "none_kept": _share(pairs, "none", {"none"}),
+        "none_as_crisis": _share(pairs, "none", {"crisis"}),
+    }
+
+
+def evaluate(examples: list[Example] | None = None) -> dict:
+    examples = examples if examples is not None else held_out_examples()
+    results = [(e, judge(e)) for e in examples]
+    singles = [(e.label, p) for e, p in results if not e.is_sequence]
+    sequences = [(e.label, p) for e, p in results if e.is_sequence]
+    per_category: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    per_source: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for e, p in results:
+        per_category[f"{e.label}/{e.category}"].append((e.label, p))
+        per_source[e.source].append((e.label, p))
+    misses = [(e, p) for e, p in results if p != e.label]
+    # worst first: a crisis seen as none, then a crisis seen as elevated, an elevated seen
+    # as none, then ordinary text flagged crisis, then the rest
+    badness = {("crisis", "none"): 0, ("crisis", "elevated"): 1, ("elevated", "none"): 2,
+               ("none", "crisis"): 3}
+    misses.sort(key=lambda m: (badness.get((m[0].label, m[1]), 4), len(m[0].text)))
+    return {
+        "lines": len(results),
+        "per_label": {label: sum(e.label == label for e, _ in results) for label in LEVELS},
+        "singles": summarise(singles),
+        "sequences": summarise(sequences),
+        "sequence_crisis_recall": _share(sequences, "crisis", {"crisis"}),
+        "per_category": {
+            key: _share(pairs, key.split("/")[0],
+                        {"none"} if key.startswith("none") else
+                        {"crisis"} if key.startswith("crisis") else {"elevated", "crisis"})
+            for key, pairs in sorted(per_category.items())
+        },
+        "per_source": {source: summarise(pairs) for source, pairs in sorted(per_source.items())},
         "misses": misses,
     }
 
 
-def main() -> int:
-    report = evaluate()
-    sample = "I have been feeling low and tired for weeks, and work is hard. " * 32
+def slowest(examples: list[Example]) -> tuple[float, int, float]:
+    """(slowest ms, its length, ms for a 2,000-character message)."""
+    worst = (0.0, 0)
+    for e in examples:
+        if e.is_sequence:
+            continue
+        start = time.perf_counter()
+        assess_risk(e.text)
+        took = (time.perf_counter() - start) * 1000
+        worst = max(worst, (took, len(e.text)))
+    sample = ("I have been feeling low and tired for weeks, and work is hard. "
+              "My sister says I should rest. ") * 30
     start = time.perf_counter()
-    for _ in range(100):
+    for _ in range(50):
         assess_risk(sample[:2000])
-    per_message_ms = (time.perf_counter() - start) / 100 * 1000
-    print(f"messages:                 {report['messages']} {report['per_level']}")
-    print(f"crisis recall:            {report['crisis_recall']:.3f}  (target >= 0.98)")
-    print(f"none precision:           {report['none_precision']:.3f}  (target >= 0.95)")
-    print(f"elevated-or-higher recall:{report['elevated_or_higher_recall']:.3f}")
-    print(f"none specificity:         {report['none_specificity']:.3f}")
-    print(f"exact-level accuracy:     {report['accuracy']:.3f}")
-    print(f"time per 2,000 chars:     {per_message_ms:.2f} ms")
-    print("confusion (truth -> predicted):")
-    for truth in LEVELS:
-        row = "  ".join(f"{p}={report['confusion'][(truth, p)]:>3}" for p in LEVELS)
-        print(f"  {truth:<9} {row}")
-    if "--show-misses" in sys.argv:
-        for truth, got, text in report["misses"]:
-            print(f"  MISS truth={truth:<8} got={got:<8} {text}")
+    return worst[0], worst[1], (time.perf_counter() - start) / 50 * 1000
+
+
+def _fmt(value: tuple[float, int]) -> str:
+    share, n = value
+    return f"{share:.3f} (n={n})"
+
+
+def main() -> int:
+    args = sys.argv[1:]
+    n_misses = int(args[args.index("--misses") + 1]) if "--misses" in args else 20
+    examples = held_out_examples()
+    report = evaluate(examples)
+    slow_ms, slow_len, per_2000 = slowest(examples)
+    if "--json" in args:
+        out = {k: v for k, v in report.items() if k != "misses"}
+        out.update(slowest_ms=slow_ms, slowest_chars=slow_len, ms_per_2000_chars=per_2000)
+        print(json.dumps(out, indent=2, default=list))
+        return 0
+    print(f"held-out lines: {report['lines']} {report['per_label']}")
+    print("single messages (assess_risk):")
+    for key, value in report["singles"].items():
+        target = f"  target >= {TARGETS[key]}" if key in TARGETS else ""
+        print(f"  {key:<22}{_fmt(value)}{target}")
+    print("sequences (assess_conversation):")
+    for key, value in report["sequences"].items():
+        print(f"  {key:<22}{_fmt(value)}")
+    print("per category (share judged right; for elevated, elevated or higher):")
+    for key, value in report["per_category"].items():
+        print(f"  {key:<34}{_fmt(value)}")
+    if "--all" in args:
+        print("per source file:")
+        for source, figures in report["per_source"].items():
+            print(f"  {source}: " + ", ".join(f"{k} {v[0]:.2f}" for k, v in figures.items()))
+    print(f"slowest message: {slow_ms:.1f} ms ({slow_len:,} characters); "
+          f"a 2,000-character message: {per_2000:.2f} ms (target < 10)")
+    if n_misses:
+        print(f"the {n_misses} worst misses (truth -> judged):")
+        for example, got in report["misses"][:n_misses]:
+            text = example.text if len(example.text) <= 160 else example.text[:157] + "..."
+            print(f"  {example.label:>8} -> {got:<8} [{example.source}] {text}")
     return 0
 
 
