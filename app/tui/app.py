@@ -178,6 +178,18 @@ class HavenApp(App):
         return None
 
     async def action_quit(self) -> None:
+        from app.tui.screens.dialogs import DiscardScreen
+
+        unsaved = any(getattr(screen, "has_unsaved_text", lambda: False)()
+                      for screen in self.screen_stack)
+        if unsaved and not isinstance(self.screen, DiscardScreen):
+            # Nothing typed is thrown away without asking, not even on quit.
+            self.push_screen(DiscardScreen(quitting=True),
+                             lambda discard: self._quit_now() if discard else None)
+            return
+        self._quit_now()
+
+    def _quit_now(self) -> None:
         if self.companion is not None:
             self.companion.cancel()
         self.exit()
@@ -189,8 +201,8 @@ class HavenApp(App):
             try:
                 if self.companion.session is not None:
                     self.companion.end_session()
-            except Exception:
-                log.exception("could not end the session cleanly")
+            except Exception as exc:  # its text could hold the person's words: the type only
+                log.warning("could not end the session cleanly (%s)", type(exc).__name__)
         if self.engine is not None:
             self.engine.close()
         if self.journal is not None:
