@@ -16,6 +16,7 @@ from app.modelhub.download import DownloadError, DownloadProgress, download_cata
 from app.modelhub.importer import ImportError_, import_gguf
 from app.modelhub.registry import ModelRegistry, RegistryError
 from app.settings import save_settings
+from app.text import terminal_safe
 
 
 def register(sub) -> None:
@@ -89,7 +90,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             notes.append(r["ram"])
         if r["source"] != "catalog":
             notes.append(f"from {r['source']}")
-        print(f"{mark:2}{r['name']:<26} {r['size_mb']:>5} MB  {status:<11} {', '.join(notes)}")
+        print(terminal_safe(
+            f"{mark:2}{r['name']:<26} {r['size_mb']:>5} MB  {status:<11} {', '.join(notes)}"))
     print("\n* selected.  Download with: haven models download NAME")
     return 0
 

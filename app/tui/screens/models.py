@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import psutil
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -201,7 +202,7 @@ class ModelsScreen(Screen):
         try:
             model = import_gguf(self.app.paths, path, None, chat_format)
         except ImportError_ as exc:
-            self.app.call_from_thread(self.query_one("#status", Static).update, str(exc))
+            self.app.call_from_thread(self.query_one("#status", Static).update, Text(str(exc)))
             return
         self.app.call_from_thread(self._installed, model.name)
 
