@@ -9,10 +9,8 @@ import tempfile
 from pathlib import Path
 
 from app.modelhub.gguf import GGUFError, inspect_gguf
-from app.modelhub.registry import InstalledModel, ModelRegistry
+from app.modelhub.registry import NAME_RULE, InstalledModel, ModelRegistry, valid_name
 from app.paths import PRIVATE_FILE, DataPaths
-
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
 class ImportError_(Exception):
@@ -40,10 +38,8 @@ def import_gguf(
     except GGUFError as exc:
         raise ImportError_(str(exc)) from exc
     name = name or default_name(source)
-    if not _NAME.match(name):
-        raise ImportError_(
-            f"{name!r} is not a usable name: use lowercase letters, digits, '.', '-' or '_'"
-        )
+    if not valid_name(name):
+        raise ImportError_(f"{name!r} is not a usable name: {NAME_RULE}")
     if chat_format is not None and chat_format not in known_chat_formats():
         raise ImportError_(
             f"unknown chat format {chat_format!r}; known: {', '.join(known_chat_formats())}"
@@ -69,6 +65,7 @@ def import_gguf(
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, final)
+        found = os.stat(final)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         reason = "the disk is full" if exc.errno == 28 else exc.strerror
@@ -83,6 +80,7 @@ def import_gguf(
         sha256=digest.hexdigest(),
         source="import",
         chat_format=chat_format,
+        verified=[found.st_size, found.st_mtime_ns, found.st_ino],
     )
     ModelRegistry(paths).add(model)
     return model

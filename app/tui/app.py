@@ -17,6 +17,7 @@ from textual.screen import Screen
 from app.conversation.companion import Companion
 from app.conversation.prompts import prompt_library
 from app.llm import EngineState, ModelSpec
+from app.modelhub.registry import RegistryError
 from app.paths import DataPaths
 from app.runtime import NoModelSelected, selected_model_spec, start_engine
 from app.settings import Settings, save_settings
@@ -102,6 +103,11 @@ class HavenApp(App):
         try:
             return selected_model_spec(self.paths, self.settings)
         except NoModelSelected:
+            return None
+        except RegistryError as exc:  # the model's file is missing, changed or damaged
+            log.warning("the selected model cannot be used (%s)", type(exc).__name__)
+            self.notify(f"{exc}. Journaling works without a model; F4 for models.",
+                        severity="error", timeout=15, markup=False)
             return None
 
     def start_engine(self) -> None:
