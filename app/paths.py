@@ -68,6 +68,13 @@ class DataPaths:
     def log_file(self) -> Path:
         return self.logs_dir / "haven.log"
 
+    def holds(self, path: Path) -> bool:
+        """True if ``path`` is, or is inside, the data folder (links resolved): a place
+        Haven must never write an export or a decrypted file to."""
+        root = self.root.resolve()
+        target = Path(path).expanduser().resolve()
+        return target == root or root in target.parents
+
     def ensure(self) -> DataPaths:
         make_private_by_default()
         for folder in (self.root, self.models_dir, self.logs_dir):

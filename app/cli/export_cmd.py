@@ -20,6 +20,7 @@ from app.export import age_file
 from app.export.document import NotAnExport, parse
 from app.export.service import export_journal, import_document
 from app.fileio import atomic_write
+from app.paths import DataPaths
 
 EXPORT_ENV = "HAVEN_EXPORT_PASSPHRASE"
 
@@ -42,6 +43,7 @@ def register(sub) -> None:
     p.add_argument("input", type=Path)
     p.add_argument("-o", "--output", type=Path, help="write the plaintext here (careful: unencrypted)")
     p.add_argument("-i", "--identity", type=Path, help="age identity file, for recipient exports")
+    p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(func=cmd_decrypt)
 
     p = sub.add_parser("import", help="merge an export into this journal (no duplicates)")
@@ -50,10 +52,21 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_import)
 
 
+def check_target(path: Path, force: bool) -> None:
+    """Never Haven's own files (whatever --force says); an existing file only with --force."""
+    data = DataPaths.discover()
+    if data.holds(path):
+        raise CliError(f"{path} is inside Haven's data folder ({data.root}), where Haven's own "
+                       "files live; choose a place outside it — nothing was written")
+    if (path.exists() or path.is_symlink()) and not force:
+        raise CliError(f"{path} already exists; choose another name or add --force")
+    if path.is_dir():
+        raise CliError(f"{path} is a folder; give a file name")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     since, until = parse_day_range(args.since, args.until)
-    if args.out.exists() and not args.force:
-        raise CliError(f"{args.out} already exists; choose another name or add --force")
+    check_target(args.out, args.force)
     try:
         recipients = age_file.parse_recipients(args.recipient)
     except age_file.AgeError as exc:
@@ -95,6 +108,8 @@ def _decrypt(args: argparse.Namespace) -> bytes:
 
 
 def cmd_decrypt(args: argparse.Namespace) -> int:
+    if args.output:
+        check_target(args.output, args.force)
     plaintext = _decrypt(args)
     if args.output:
         try:

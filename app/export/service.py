@@ -8,6 +8,7 @@ from pathlib import Path
 
 from app.export import age_file
 from app.export.document import ExportDocument, Format, collect, parse, render
+from app.paths import DataPaths
 from app.store import Journal
 
 
@@ -28,6 +29,10 @@ def export_journal(
     until: datetime | None = None,
     fmt: Format = "both",
 ) -> ExportResult:
+    data = DataPaths(journal.path.parent)
+    if data.holds(out):
+        raise age_file.AgeError(
+            f"{out} is inside Haven's data folder ({data.root}); choose a place outside it")
     doc = collect(journal, since, until)
     parsed_recipients = age_file.parse_recipients(recipients or [])
     ciphertext = age_file.encrypt(render(doc, fmt), passphrase=passphrase,

@@ -8,6 +8,7 @@ import re
 import tempfile
 from pathlib import Path
 
+from app.fileio import hold, remove_if_stale
 from app.modelhub.gguf import GGUFError, inspect_gguf
 from app.modelhub.registry import NAME_RULE, InstalledModel, ModelRegistry, valid_name
 from app.paths import PRIVATE_FILE, DataPaths
@@ -55,8 +56,11 @@ def import_gguf(
     if free.f_bavail * free.f_frsize < info.file_size + 64 * 1024 * 1024:
         raise ImportError_("not enough free disk space to copy the model into Haven's folder")
     digest = hashlib.sha256()
+    for stale in paths.models_dir.glob(".*.partial"):  # an import that was killed midway
+        remove_if_stale(stale)
     fd, tmp = tempfile.mkstemp(dir=paths.models_dir, prefix=f".{name}.", suffix=".partial")
     try:
+        hold(fd)
         os.fchmod(fd, PRIVATE_FILE)
         with os.fdopen(fd, "wb") as out, source.open("rb") as src:
             while chunk := src.read(4 * 1024 * 1024):
