@@ -65,6 +65,9 @@ class ExportScreen(ModalScreen[None]):
                 problem.update("The two passphrases are different.")
                 return
             passphrase = value["pass1"]
+        if self.app.paths.holds(out):
+            problem.update(Text(f"{out} is inside Haven's data folder; choose a place outside it."))
+            return
         if out.exists():
             problem.update(Text(f"{out} already exists; choose another name."))
             return
