@@ -132,8 +132,42 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise CliError(f"{args.input}: {exc}") from exc
     ctx = Context()
     with open_journal(ctx) as journal:
-        result = import_document(journal, doc)
-    added = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in result.added.items()) or "nothing new"
+        result = import_document(journal, doc, progress=ImportProgressLine())
+    added = ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in result.added.items()) or "nothing new"
     same = sum(result.already_there.values())
-    print(f"Imported {added}." + (f" {same} records were already in your journal." if same else ""))
+    notes = []
+    if same:
+        notes.append(f"{same:,} record{'s were' if same > 1 else ' was'} already in your journal.")
+    if result.repeated:
+        notes.append(f"{result.repeated:,} record{'s' if result.repeated > 1 else ''} appeared "
+                     "more than once in the file and were imported once.")
+    if result.unlinked:
+        notes.append(f"{result.unlinked:,} mood or thought record{'s' if result.unlinked > 1 else ''} "
+                     "belonged to a session not in the file; kept without that link.")
+    print(" ".join([f"Imported {added}.", *notes]))
     return 0
+
+
+class ImportProgressLine:
+    """Progress of a large import on stderr: updated in place on a terminal, else one line."""
+
+    SHOW_FROM = 2_000
+
+    def __init__(self) -> None:
+        self.shown = False
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        if total < self.SHOW_FROM:
+            return
+        tty = sys.stderr.isatty()
+        if not self.shown:
+            self.shown = True
+            if not tty:
+                print(f"Importing {total:,} records…", file=sys.stderr)
+        if tty and (done == total or time.monotonic() - self.last > 0.2):
+            self.last = time.monotonic()
+            sys.stderr.write(f"\rImporting… {done:,} of {total:,} records ({done / total:.0%})")
+            if done == total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()

@@ -235,13 +235,19 @@ class Journal:
     # ---- generic helpers -------------------------------------------------------------
 
     def _insert(self, record: R, *, or_ignore: bool = False) -> R:
+        self._execute_insert(record, or_ignore=or_ignore)
+        return record
+
+    def _execute_insert(self, record: BaseModel, *, or_ignore: bool = False) -> int:
+        """Insert ``record``; returns how many rows of its table were added (0 or 1)."""
         row = _to_row(record)
         cols = ", ".join(row)
         marks = ", ".join(f":{c}" for c in row)
         verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
         with self._writing():
-            self._conn.execute(f"{verb} INTO {_TABLES[type(record)]} ({cols}) VALUES ({marks})", row)
-        return record
+            cursor = self._conn.execute(
+                f"{verb} INTO {_TABLES[type(record)]} ({cols}) VALUES ({marks})", row)
+            return cursor.rowcount
 
     def _select(self, model: type[R], where: str = "", params: Any = (), order: str = "") -> list[R]:
         sql = f"SELECT * FROM {_TABLES[model]}"
@@ -426,11 +432,16 @@ class Journal:
     # ---- import --------------------------------------------------------------------------
 
     def insert_if_new(self, record: BaseModel) -> bool:
-        """Insert a record from an export unless one with its id is already here."""
+        """Insert a record from an export unless one with its id is already here.
+
+        (The row count of the insert itself says so; ``total_changes`` also counts what
+        the search index's triggers and FTS5 write, so it cannot tell.)"""
+        return self._execute_insert(record, or_ignore=True) == 1
+
+    def has(self, model: type[BaseModel], record_id: str) -> bool:
         with self._lock:
-            before = self._conn.total_changes
-            self._insert(record, or_ignore=True)
-            return self._conn.total_changes > before
+            return self._conn.execute(
+                f"SELECT 1 FROM {_TABLES[model]} WHERE id = ?", (record_id,)).fetchone() is not None
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
