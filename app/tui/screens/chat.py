@@ -71,6 +71,13 @@ class ChatScreen(Screen):
     def companion(self):
         return self.app.companion
 
+    def has_unsaved_text(self) -> bool:
+        """Words typed in the message box and not sent (the app asks before quitting)."""
+        try:
+            return bool(self.query_one(MessageBox).text.strip())
+        except Exception:
+            return False
+
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal():
@@ -171,8 +178,11 @@ class ChatScreen(Screen):
                 pending.clear()
             last_flush = time.monotonic()
 
+        saved = False
         try:
             for event in self.companion.send(text):
+                if isinstance(event, UserSaved):
+                    saved = True
                 if isinstance(event, Token):
                     # Tokens are drawn in small batches, so the screen (and typing) stays
                     # responsive however fast the model is.
@@ -183,15 +193,20 @@ class ChatScreen(Screen):
                 flush()
                 self.app.call_from_thread(self.show_event, event)
         except Exception as exc:  # never lose the text: put it back and say what happened
-            self.app.call_from_thread(self._send_failed, text, exc)
+            self.app.call_from_thread(self._send_failed, text, exc, saved)
         finally:
             self.app.call_from_thread(self._reply_over)
 
-    def _send_failed(self, text: str, exc: Exception) -> None:
+    def _send_failed(self, text: str, exc: Exception, saved: bool = False) -> None:
+        if saved:  # it is in the journal: putting it back would invite a duplicate
+            self.notify(f"Your message is saved in your journal, but Haven could not reply: {exc}",
+                        severity="error", timeout=10, markup=False)
+            return
         box = self.query_one(MessageBox)
         if not box.text:
             box.text = text
-        self.notify(f"Something went wrong: {exc}", severity="error", timeout=10)
+        self.notify(f"Your message was not saved; it is back in the box. {exc}",
+                    severity="error", timeout=10, markup=False)
 
     def _reply_over(self) -> None:
         self.replying = False
@@ -267,7 +282,7 @@ class ChatScreen(Screen):
         try:
             entry = self.companion.record_mood(result.score, result.emotions, result.note)
         except Exception as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(str(exc), severity="error", markup=False)
             return
         self.notify(f"Mood {entry.score}/10 saved.")
 
