@@ -176,3 +176,77 @@ async def test_quitting_with_unsent_words_asks_first(tmp_path):
         await pilot.click("#discard")
         await settle(pilot)
     assert app.return_code == 0
+
+
+async def test_a_save_that_fails_keeps_every_word_on_screen(tmp_path):
+    """A full disk (or a journal replaced underneath) at the moment of saving."""
+    from app.store import DiskFull
+
+    app, _ = make_app(tmp_path / "home")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await unlock(pilot)
+        journal, companion = app.journal, app.companion
+
+        failing = {"on": True}
+
+        def full_then(real):
+            def call(*args, **kwargs):
+                if failing["on"]:
+                    raise DiskFull("save that")
+                return real(*args, **kwargs)
+            return call
+
+        full = full_then(None)
+
+        # a note
+        await pilot.press("f3")
+        await settle(pilot)
+        journal.add_note = full_then(journal.add_note)
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        note = app.screen
+        await type_text(pilot, "do not lose me")
+        note.action_save()
+        await settle(pilot)
+        assert app.screen is note and note.query_one("#note").text == "do not lose me"
+        assert "disk is full" in str(note.query_one("#problem").render())
+        failing["on"] = False
+        note.action_save()
+        await settle(pilot)
+        assert [n.body for n in journal.notes()] == ["do not lose me"]
+        await pilot.press("escape")
+        await settle(pilot)
+        # a thought record
+        await pilot.press("ctrl+t")
+        await settle(pilot)
+        form = app.screen
+        await type_text(pilot, "the situation")
+        failing["on"] = True
+        real_save = companion.save_thought_record
+        companion.save_thought_record = full
+        form.action_save()
+        await settle(pilot)
+        assert app.screen is form and form.query_one("#situation").text == "the situation"
+        assert "disk is full" in str(form.query_one("#problem").render())
+        companion.save_thought_record = real_save
+        # a mood note
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.click("#discard")
+        await settle(pilot)
+        await pilot.press("f2")
+        await settle(pilot)
+        mood = app.screen
+        await pilot.click("#score-6")
+        mood.query_one("#note").value = "tired but ok"
+        real_mood = companion.record_mood
+        companion.record_mood = full
+        await pilot.click("#save")
+        await settle(pilot)
+        assert app.screen is mood and mood.query_one("#note").value == "tired but ok"
+        assert "disk is full" in str(mood.query_one("#problem").render())
+        companion.record_mood = real_mood
+        await pilot.click("#save")
+        await settle(pilot)
+        assert isinstance(app.screen, ChatScreen)
+        assert [m.note for m in journal.moods()] == ["tired but ok"]

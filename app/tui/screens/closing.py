@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -15,9 +17,10 @@ from app.tui.screens.dialogs import DiscardGuard
 class ClosingScreen(DiscardGuard, ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "skip", "Skip")]
 
-    def __init__(self, summary: str | None) -> None:
+    def __init__(self, summary: str | None, save: Callable[[str], object] | None = None) -> None:
         super().__init__()
         self.summary = summary
+        self.save_step = save
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog"):
@@ -29,6 +32,7 @@ class ClosingScreen(DiscardGuard, ModalScreen[str | None]):
             yield Static("Is there one small thing you'd like to try before next time? "
                          "It's fine to leave this empty.")
             yield Input(placeholder="e.g. a ten-minute walk after lunch", id="step")
+            yield Static("", id="problem", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Save and finish", id="save", variant="primary")
                 yield Button("Skip", id="skip")
@@ -41,11 +45,11 @@ class ClosingScreen(DiscardGuard, ModalScreen[str | None]):
         return (self.query_one(Input).value,)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value.strip() or None)
+        self.save_and_close(event.value.strip() or None)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "save":
-            self.dismiss(self.query_one(Input).value.strip() or None)
+            self.save_and_close(self.query_one(Input).value.strip() or None)
         else:
             self.action_skip()
 

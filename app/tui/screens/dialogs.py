@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -84,9 +85,24 @@ class DiscardGuard:
     """
 
     _clean_values: tuple | None = None
+    #: Run with the form's result before it closes; if it fails, the form stays open with
+    #: every word in it and says why (a full disk, a replaced journal).
+    save_step: Callable[[object], object] | None = None
 
     def form_values(self) -> tuple:
         raise NotImplementedError
+
+    def show_problem(self, message: str) -> None:
+        self.query_one("#problem", Static).update(Text(message))  # type: ignore[attr-defined]
+
+    def save_and_close(self, value) -> None:
+        if value is not None and self.save_step is not None:
+            try:
+                self.save_step(value)
+            except Exception as exc:
+                self.show_problem(f"Could not save: {exc}. What you wrote is still here.")
+                return
+        self.dismiss(value)  # type: ignore[attr-defined]
 
     def mark_clean(self) -> None:
         self._clean_values = self.form_values()
@@ -123,16 +139,19 @@ def _filled(value) -> bool:
 class TextPromptScreen(DiscardGuard, ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, value: str = "", placeholder: str = "") -> None:
+    def __init__(self, title: str, value: str = "", placeholder: str = "",
+                 save: Callable[[str], object] | None = None) -> None:
         super().__init__()
         self.title_text = title
         self.value = one_line(value)
         self.placeholder = placeholder
+        self.save_step = save
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(self.title_text, markup=False)
             yield Input(self.value, placeholder=self.placeholder, id="value")
+            yield Static("", id="problem", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Save", id="save", variant="primary")
                 yield Button("Cancel", id="cancel")
@@ -145,11 +164,11 @@ class TextPromptScreen(DiscardGuard, ModalScreen[str | None]):
         return (self.query_one(Input).value,)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value)
+        self.save_and_close(event.value)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "save":
-            self.dismiss(self.query_one(Input).value)
+            self.save_and_close(self.query_one(Input).value)
         else:
             self.action_cancel()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -54,9 +55,11 @@ class MoodScreen(DiscardGuard, ModalScreen[MoodResult | None]):
     MoodScreen #scores Button.chosen { background: $accent; color: $text; }
     """
 
-    def __init__(self, closing: bool = False) -> None:
+    def __init__(self, closing: bool = False,
+                 save: Callable[[MoodResult], object] | None = None) -> None:
         super().__init__()
         self.closing = closing
+        self.save_step = save
         self.score: int | None = None
 
     def compose(self) -> ComposeResult:
@@ -117,7 +120,7 @@ class MoodScreen(DiscardGuard, ModalScreen[MoodResult | None]):
             except TextProblem as exc:
                 problem.update(Text(str(exc)))
                 return
-        self.dismiss(MoodResult(self.score, emotions, note))
+        self.save_and_close(MoodResult(self.score, emotions, note))
 
     def action_skip(self) -> None:
         self.close_guarded(lambda: self.dismiss(None))
