@@ -19,6 +19,7 @@ from app.modelhub.download import DownloadError, DownloadProgress, download_cata
 from app.modelhub.importer import ImportError_, import_gguf
 from app.modelhub.registry import ModelRegistry, RegistryError
 from app.settings import save_settings
+from app.text import safe_rich
 
 
 class DownloadStopped(Exception):
@@ -83,7 +84,8 @@ class ModelsScreen(Screen):
         for name, model in installed.items():
             if catalog().get(name) is None:
                 status = "selected" if name == selected else "installed"
-                table.add_row(name, f"{model.size / 1e6:.0f} MB", "", status, "imported", key=name)
+                table.add_row(safe_rich(name), f"{model.size / 1e6:.0f} MB", "", status, "imported",
+                              key=name)
 
     def _selected_name(self) -> str | None:
         table = self.query_one(DataTable)
