@@ -177,10 +177,24 @@ def test_in_a_terminal_the_app_neither_retitles_nor_blanks(planted):
         assert title(tmux) == "clean", screen
         assert "Your message" in screen  # the chat was not blanked
         tmux_cmd(tmux, "send-keys", "-t", SESSION, "F3")
-        screen = wait_for(tmux, lambda s: "Timeline" in s and "note" in s)
+        # the timeline lists the planted note, session title and thought record, inert
+        screen = wait_for(tmux, lambda s: "situation" in s and "note \ufffd" in s
+                          and "title \ufffd" in s)
         assert title(tmux) == "clean", screen
-        assert "Thought record" in screen and "title" in screen
+        assert "pwned" in screen
         tmux_cmd(tmux, "send-keys", "-t", SESSION, "Escape")
         tmux_cmd(tmux, "send-keys", "-t", SESSION, "C-q")
     finally:
         tmux_cmd(tmux, "kill-session", "-t", SESSION)
+
+
+@pytest.mark.model
+def test_the_line_mode_chat_prints_the_last_step_inert(planted, gemma_gguf):
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "chat", "--model", str(gemma_gguf), "--chat-format", "gemma"],
+        cwd=ROOT, capture_output=True, input=b"/quit\n", env=haven_env(planted), timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.decode("utf-8")
+    assert "Last time you planned to: step" in out and "pwned" in out
+    for bad in UNSAFE:
+        assert bad not in out, repr(out)
