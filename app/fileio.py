@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 from pathlib import Path
 
 from app.paths import PRIVATE_FILE
 
+PART_TAG = "haven-"
+
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a crash leaves the old file or the new one, never half.
 
     The bytes go to an owner-only temp file in the same folder, are fsynced, then renamed.
+    The temp file is locked while it is written; one left by a killed run (unlocked) is
+    removed by the next write into that folder (:func:`remove_stale_parts`).
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    remove_stale_parts(path.parent, path.name)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{PART_TAG}", suffix=".part")
     try:
+        hold(fd)
         os.fchmod(fd, PRIVATE_FILE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -26,6 +33,44 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def hold(fd: int) -> None:
+    """Mark a temp file as in use (an exclusive flock, gone when the file is closed)."""
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def remove_stale_parts(folder: Path, name: str | None = None) -> list[Path]:
+    """Remove temp files that a killed Haven left in ``folder``; returns what was removed.
+
+    A temp file is Haven's if it carries the ``haven-`` tag (or, for files from before the
+    tag, is ``.<name>.XXXXXXXX.part`` beside the file now written). It is stale when no
+    process holds its lock; one still being written is never touched.
+    """
+    candidates = set(folder.glob(f".*.{PART_TAG}*.part"))
+    if name is not None:
+        candidates |= set(folder.glob(f".{_glob_escape(name)}.{'?' * 8}.part"))
+    return [path for path in candidates if remove_if_stale(path)]
+
+
+def remove_if_stale(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False  # someone is writing it
+    else:
+        path.unlink(missing_ok=True)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def fsync_dir(folder: Path) -> None:

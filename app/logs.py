@@ -9,12 +9,15 @@ and figures, not text.
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import logging.handlers
 import os
+import stat
 import sys
 import threading
+import traceback
 from pathlib import Path
 
 from app.paths import PRIVATE_FILE
@@ -26,6 +29,76 @@ _configured_file: Path | None = None
 _native_captured = False
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def open_log(log_file: Path) -> int:
+    """Open ``log_file`` for appending, owner-only, never through a symbolic link.
+
+    A link planted in place of the log (pointing at a file of the person's, say) is
+    removed, never followed: its target is neither appended to nor chmod'ed.
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(log_file, flags, PRIVATE_FILE)
+    except OSError as exc:
+        if not (log_file.is_symlink() or exc.errno == errno.ELOOP):
+            raise
+        log_file.unlink()
+        fd = os.open(log_file, flags | os.O_EXCL, PRIVATE_FILE)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, f"{log_file} is not a regular file")
+    os.fchmod(fd, PRIVATE_FILE)
+    return fd
+
+
+class SafeFormatter(logging.Formatter):
+    """Tracebacks in the log keep where an error happened and its type, never its text.
+
+    An exception's message can hold what a person wrote (a template that raises with a
+    message's content, a validation error quoting its input), so it is left out, for
+    Haven's own errors and every library's alike.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        cached = record.exc_text  # another handler may have cached the full text: never use it
+        record.exc_text = None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_text = cached
+
+    def formatException(self, ei) -> str:  # noqa: N802 (logging's name)
+        _, value, tb = ei
+        lines: list[str] = []
+        seen: set[int] = set()
+        chain: list[BaseException] = []
+        while value is not None and id(value) not in seen:
+            seen.add(id(value))
+            chain.append(value)
+            value = value.__cause__ or (None if value.__suppress_context__ else value.__context__)
+        for index, error in enumerate(reversed(chain)):
+            if index:
+                lines.append("During handling of the above exception, another was raised:")
+            lines.append("Traceback (most recent call last):")
+            lines.extend(line.rstrip("\n") for line in traceback.format_tb(error.__traceback__))
+            lines.append(f"{type(error).__module__}.{type(error).__qualname__} (message not logged)")
+        return "\n".join(lines)
+
+
+class _HavenLogHandler(logging.handlers.RotatingFileHandler):
+    """The log file, opened without following links; a write that fails (a full disk)
+    is dropped quietly rather than printing a traceback on the person's terminal."""
+
+    def _open(self):
+        return os.fdopen(open_log(Path(self.baseFilename)), "a", encoding=self.encoding or "utf-8",
+                         errors="backslashreplace")
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802
+        pass
+
+
 def setup_logging(log_file: Path, level: int = logging.INFO) -> None:
     """Send Haven's log (and the libraries' Python logging) to ``log_file``, owner-only."""
     global _configured_file
@@ -33,13 +106,15 @@ def setup_logging(log_file: Path, level: int = logging.INFO) -> None:
         if _configured_file == log_file:
             return
         log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        log_file.touch(mode=PRIVATE_FILE, exist_ok=True)
-        os.chmod(log_file, PRIVATE_FILE)
-        handler = logging.handlers.RotatingFileHandler(
-            log_file, maxBytes=1_000_000, backupCount=2, encoding="utf-8"
+        try:
+            os.close(open_log(log_file))
+        except OSError:
+            pass  # a full disk or a read-only folder: Haven works on without a log
+        handler = _HavenLogHandler(
+            log_file, maxBytes=1_000_000, backupCount=2, encoding="utf-8", delay=True
         )
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+            SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
         )
         root = logging.getLogger()
         for old in [h for h in root.handlers if getattr(h, "_haven", False)]:
@@ -67,9 +142,12 @@ def capture_native_stderr(log_file: Path) -> None:
             sys.stderr.flush()
         except (AttributeError, ValueError):
             pass
+        try:
+            log_fd = open_log(log_file)
+        except OSError:
+            log_fd = os.open(os.devnull, os.O_WRONLY)  # never the terminal: it would tear the screen
         terminal_fd = os.dup(2)
         os.set_inheritable(terminal_fd, False)
-        log_fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
         os.dup2(log_fd, 2)
         os.close(log_fd)
         terminal = io.TextIOWrapper(

@@ -68,6 +68,24 @@ class DataPaths:
     def log_file(self) -> Path:
         return self.logs_dir / "haven.log"
 
+    def holds(self, path: Path) -> bool:
+        """True if ``path`` is, or is inside, the data folder (links resolved): a place
+        Haven must never write an export or a decrypted file to."""
+        root = self.root.resolve()
+        target = Path(path).expanduser().resolve()
+        return target == root or root in target.parents
+
+    def owns(self, path: Path) -> bool:
+        """True if ``path`` (links resolved) is one of Haven's own files here: the journal
+        and its side files, the settings, anything under models/ or logs/."""
+        root = self.root.resolve()
+        target = Path(path).expanduser().resolve()
+        if target.parent == root and (target.name.startswith(self.journal.name)
+                                      or target.name == self.settings_file.name):
+            return True
+        return any(target == folder or folder in target.parents
+                   for folder in (root / self.models_dir.name, root / self.logs_dir.name))
+
     def ensure(self) -> DataPaths:
         make_private_by_default()
         for folder in (self.root, self.models_dir, self.logs_dir):

@@ -36,6 +36,14 @@ def installed(home) -> list[dict]:
     return json.loads(path.read_text())["models"] if path.exists() else []
 
 
+def model_file(home, name: str | None = None):
+    """The installed file of a model (the only one, or the one called ``name``)."""
+    models = installed(home)
+    found = [m for m in models if name is None or m["name"] == name]
+    assert len(found) == 1, models
+    return home / "models" / found[0]["file"]
+
+
 def gets(hub) -> list[dict]:
     return [r for r in hub.requests if r["method"] == "GET"]
 
@@ -48,7 +56,7 @@ def test_download_shows_progress_verifies_and_sends_no_token(tmp_path, hub):
     assert result.returncode == 0, result.stderr
     assert "MB/s" in result.stderr and "ETA" in result.stderr and "verifying sha256" in result.stderr
     assert "sha256 verified" in result.stdout
-    assert (home / "models" / FILE).read_bytes() == DATA
+    assert model_file(home).read_bytes() == DATA
     assert [m["name"] for m in installed(home)] == ["tiny-q4_k_m"]
     assert not list((home / "models" / ".downloads").glob("*"))
     for request in hub.requests:
@@ -64,7 +72,7 @@ def test_a_dropped_connection_is_resumed_not_restarted(tmp_path, hub):
     ranges = [g["headers"].get("Range") for g in gets(hub)]
     assert ranges[0] is None
     assert ranges[1] == "bytes=1048576-"  # from the last whole 1 MiB chunk written, not 0
-    assert (home / "models" / FILE).read_bytes() == DATA
+    assert model_file(home).read_bytes() == DATA
 
 
 def test_ctrl_c_leaves_a_partial_that_the_next_run_resumes(tmp_path, hub):
@@ -92,7 +100,7 @@ def test_ctrl_c_leaves_a_partial_that_the_next_run_resumes(tmp_path, hub):
     assert again.returncode == 0, again.stderr
     assert f"resumed at {have / 1e6:.1f} MB" in again.stderr
     assert gets(hub)[-1]["headers"].get("Range") == f"bytes={have}-"
-    assert (home / "models" / FILE).read_bytes() == DATA
+    assert model_file(home).read_bytes() == DATA
 
 
 def test_a_sha256_mismatch_is_refused_and_nothing_is_installed(tmp_path, hub):

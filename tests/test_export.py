@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pyrage
 import pytest
 
+from app.export.age_file import AgeError as age_file_error
 from app.export.document import ExportDocument, collect, parse
 from app.export.service import export_journal, import_document, read_export
 from app.store import Journal
@@ -63,7 +64,10 @@ def test_round_trip_into_a_fresh_journal_gives_the_same_records(journal, tmp_pat
     assert MARKER.encode() not in out.read_bytes()
     assert out.read_bytes().startswith(b"age-encryption.org/v1\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["journal.age", "source.db",
-                                                          "source.db-shm", "source.db-wal"]
+                                                          "source.db-shm", "source.db-wal",
+                                                          "source.db.lock"]
+    with pytest.raises(age_file_error, match="one of Haven's own files"):
+        export_journal(journal, tmp_path / "source.db", passphrase=EXPORT_PASS)
     fresh = Journal.create(tmp_path / "fresh.db", PASSPHRASE)
     doc = read_export(out.read_bytes(), passphrase=EXPORT_PASS)
     first = import_document(fresh, doc)

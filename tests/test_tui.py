@@ -82,6 +82,7 @@ async def test_first_run_notice_passphrase_and_model_choice(tmp_path):
             if type(app.screen).__name__ == "ModelsScreen":
                 break
         assert type(app.screen).__name__ == "ModelsScreen"  # choose, import or skip
+        await pilot.pause()  # laid out: on a busy machine a click could land on (0, 0)
         await pilot.click("#close")
         await pilot.pause()
         assert isinstance(app.screen, ChatScreen)

@@ -14,6 +14,7 @@ from app.conversation.events import CheckIn, Crisis, NoModel, ReplyDone, ReplyRe
 from app.llm import EngineState
 from app.runtime import NoModelSelected, quiet_terminal, selected_model_spec, start_engine
 from app.safety.resources import format_resources
+from app.text import terminal_safe
 
 HELP = "Type a message and press Enter. /new starts a new session, /quit leaves. " \
        "Ctrl-C stops a reply."
@@ -29,7 +30,7 @@ def register(sub) -> None:
 
 
 def _say(text: str = "", end: str = "\n") -> None:
-    sys.stdout.write(text + end)
+    sys.stdout.write(terminal_safe(text) + end)  # stored and model text: no control sequences
     sys.stdout.flush()
 
 

@@ -13,7 +13,6 @@ from app.settings import Settings, load_settings
 from app.store import Journal
 from app.store.connection import check_passphrase
 from app.store.errors import JournalError
-from app.store.rekey import discard_leftover
 
 
 class CliError(Exception):
@@ -75,7 +74,6 @@ def ask_new_passphrase(
 def open_journal(ctx: Context, create: bool = True) -> Journal:
     """Open the journal (creating it on first use when ``create``)."""
     path = ctx.paths.journal
-    discard_leftover(path)
     if Journal.exists(path):
         return Journal.open(path, ask_passphrase())
     if not create:

@@ -20,6 +20,7 @@ from app.export import age_file
 from app.export.document import NotAnExport, parse
 from app.export.service import export_journal, import_document
 from app.fileio import atomic_write
+from app.paths import DataPaths
 
 EXPORT_ENV = "HAVEN_EXPORT_PASSPHRASE"
 
@@ -42,6 +43,7 @@ def register(sub) -> None:
     p.add_argument("input", type=Path)
     p.add_argument("-o", "--output", type=Path, help="write the plaintext here (careful: unencrypted)")
     p.add_argument("-i", "--identity", type=Path, help="age identity file, for recipient exports")
+    p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(func=cmd_decrypt)
 
     p = sub.add_parser("import", help="merge an export into this journal (no duplicates)")
@@ -50,10 +52,21 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_import)
 
 
+def check_target(path: Path, force: bool) -> None:
+    """Never Haven's own files (whatever --force says); an existing file only with --force."""
+    data = DataPaths.discover()
+    if data.holds(path):
+        raise CliError(f"{path} is inside Haven's data folder ({data.root}), where Haven's own "
+                       "files live; choose a place outside it — nothing was written")
+    if (path.exists() or path.is_symlink()) and not force:
+        raise CliError(f"{path} already exists; choose another name or add --force")
+    if path.is_dir():
+        raise CliError(f"{path} is a folder; give a file name")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     since, until = parse_day_range(args.since, args.until)
-    if args.out.exists() and not args.force:
-        raise CliError(f"{args.out} already exists; choose another name or add --force")
+    check_target(args.out, args.force)
     try:
         recipients = age_file.parse_recipients(args.recipient)
     except age_file.AgeError as exc:
@@ -95,6 +108,8 @@ def _decrypt(args: argparse.Namespace) -> bytes:
 
 
 def cmd_decrypt(args: argparse.Namespace) -> int:
+    if args.output:
+        check_target(args.output, args.force)
     plaintext = _decrypt(args)
     if args.output:
         try:
@@ -117,8 +132,42 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise CliError(f"{args.input}: {exc}") from exc
     ctx = Context()
     with open_journal(ctx) as journal:
-        result = import_document(journal, doc)
-    added = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in result.added.items()) or "nothing new"
+        result = import_document(journal, doc, progress=ImportProgressLine())
+    added = ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in result.added.items()) or "nothing new"
     same = sum(result.already_there.values())
-    print(f"Imported {added}." + (f" {same} records were already in your journal." if same else ""))
+    notes = []
+    if same:
+        notes.append(f"{same:,} record{'s were' if same > 1 else ' was'} already in your journal.")
+    if result.repeated:
+        notes.append(f"{result.repeated:,} record{'s' if result.repeated > 1 else ''} appeared "
+                     "more than once in the file and were imported once.")
+    if result.unlinked:
+        notes.append(f"{result.unlinked:,} mood or thought record{'s' if result.unlinked > 1 else ''} "
+                     "belonged to a session not in the file; kept without that link.")
+    print(" ".join([f"Imported {added}.", *notes]))
     return 0
+
+
+class ImportProgressLine:
+    """Progress of a large import on stderr: updated in place on a terminal, else one line."""
+
+    SHOW_FROM = 2_000
+
+    def __init__(self) -> None:
+        self.shown = False
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        if total < self.SHOW_FROM:
+            return
+        tty = sys.stderr.isatty()
+        if not self.shown:
+            self.shown = True
+            if not tty:
+                print(f"Importing {total:,} records…", file=sys.stderr)
+        if tty and (done == total or time.monotonic() - self.last > 0.2):
+            self.last = time.monotonic()
+            sys.stderr.write(f"\rImporting… {done:,} of {total:,} records ({done / total:.0%})")
+            if done == total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()

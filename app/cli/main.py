@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from app import __version__
 from app.cli import bench_cmd, chat_cmd, data_cmd, doctor_cmd, export_cmd, models_cmd
 from app.cli.common import CliError
+from app.text import terminal_safe
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,9 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     func = getattr(args, "func", None) or run_app
     try:
-        return int(func(args) or 0)
+        code = int(func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not as noise at exit
+        return code
     except CliError as exc:
-        print(f"haven: {exc}", file=sys.stderr)
+        print(f"haven: {terminal_safe(str(exc))}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        _drop_stdout()
+        print("haven: the output was closed before everything was printed (by `head`, say); "
+              "nothing was changed", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\nhaven: stopped.", file=sys.stderr)
@@ -55,8 +64,18 @@ def main(argv: list[str] | None = None) -> int:
         message = _known_error(exc)
         if message is None:
             raise
-        print(f"haven: {message}", file=sys.stderr)
+        print(f"haven: {terminal_safe(message)}", file=sys.stderr)
         return 2
+
+
+def _drop_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so the exit flush is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _known_error(exc: Exception) -> str | None:
@@ -66,10 +85,15 @@ def _known_error(exc: Exception) -> str | None:
     from app.safety.rules import RulesError
     from app.settings import SettingsError
     from app.store.errors import JournalError
+    from app.text import TextProblem
 
-    known = (JournalError, SettingsError, RegistryError, CatalogError, PromptError, RulesError)
+    known = (JournalError, SettingsError, RegistryError, CatalogError, PromptError, RulesError,
+             TextProblem)
     if isinstance(exc, known):
         return str(exc)
+    if isinstance(exc, UnicodeError):
+        return ("the text is not valid UTF-8 (check your terminal's or file's encoding); "
+                "that text was not saved")
     if isinstance(exc, OSError) and exc.errno == 28:
         return "the disk is full; nothing was written — free some space and try again"
     if type(exc).__name__ == "OperationalError" and "full" in str(exc):

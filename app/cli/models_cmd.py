@@ -12,10 +12,17 @@ import psutil
 
 from app.cli.common import CliError, Context
 from app.modelhub.catalog import catalog
-from app.modelhub.download import DownloadError, DownloadProgress, download_catalog_entry, download_spec
+from app.modelhub.download import (
+    DownloadError,
+    DownloadProgress,
+    check_request,
+    download_catalog_entry,
+    download_spec,
+)
 from app.modelhub.importer import ImportError_, import_gguf
 from app.modelhub.registry import ModelRegistry, RegistryError
 from app.settings import save_settings
+from app.text import terminal_safe
 
 
 def register(sub) -> None:
@@ -89,7 +96,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             notes.append(r["ram"])
         if r["source"] != "catalog":
             notes.append(f"from {r['source']}")
-        print(f"{mark:2}{r['name']:<26} {r['size_mb']:>5} MB  {status:<11} {', '.join(notes)}")
+        print(terminal_safe(
+            f"{mark:2}{r['name']:<26} {r['size_mb']:>5} MB  {status:<11} {', '.join(notes)}"))
     print("\n* selected.  Download with: haven models download NAME")
     return 0
 
@@ -132,7 +140,8 @@ def cmd_download(args: argparse.Namespace) -> int:
             print(f"Downloading {entry.title} ({entry.size_mb} MB) from {entry.repo}", file=sys.stderr)
             model = download_catalog_entry(ctx.paths, entry, bar)
         else:
-            print(f"Downloading {args.name}", file=sys.stderr)
+            check_request(args.name, args.as_name)  # refused before a word or a request
+            print(f"Downloading {terminal_safe(args.name)}", file=sys.stderr)
             model = download_spec(ctx.paths, args.name, args.as_name, args.chat_format, bar)
     except DownloadError as exc:
         bar.close()
@@ -170,9 +179,12 @@ def _select(ctx: Context, name: str) -> None:
 
 def cmd_use(args: argparse.Namespace) -> int:
     ctx = Context()
-    if ModelRegistry(ctx.paths).get(args.name) is None:
+    registry = ModelRegistry(ctx.paths)
+    model = registry.get(args.name)
+    if model is None:
         hint = " (download it first: haven models download NAME)" if catalog().get(args.name) else ""
         raise CliError(f"no installed model called {args.name!r}{hint}")
+    registry.path_of(model)  # its file is there and still the one that was verified
     _select(ctx, args.name)
     return 0
 

@@ -72,13 +72,28 @@ def write_encrypted(path: Path, ciphertext: bytes) -> None:
         raise AgeError(f"could not write {path}: {reason}; nothing was written") from exc
 
 
+def stanza_types(data: bytes) -> list[bytes]:
+    """The recipient stanza types of an age header (``scrypt``, ``X25519``, …).
+
+    Raises :class:`AgeError` when the header is not a whole age header: its stanzas and
+    the closing ``---`` line must come first, in text, before the encrypted body.
+    """
+    end = data.find(b"\n--- ", 0, 1 << 20)
+    if end < 0:
+        raise AgeError("this age file is damaged: its header is incomplete")
+    lines = data[len(MAGIC):end].split(b"\n")
+    types = [line.split(b" ")[1] for line in lines if line.startswith(b"-> ") and len(line) > 3]
+    if not types or any(not (0x20 <= byte < 0x7f) for line in lines for byte in line):
+        raise AgeError("this age file is damaged: its header is not readable")
+    return types
+
+
 def needs_passphrase(data: bytes) -> bool:
     """True for a passphrase (scrypt) file, False for one encrypted to recipients."""
     check(data)
     if data.startswith(ARMOR):
         return True  # cannot tell without unarmoring; ask for a passphrase unless -i is given
-    header = data.split(b"\n---", 1)[0]
-    return b"\n-> scrypt " in header
+    return b"scrypt" in stanza_types(data)
 
 
 def check(data: bytes) -> None:

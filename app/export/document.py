@@ -13,7 +13,7 @@ import re
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app import __version__
 from app.cbt import Distortion
@@ -28,6 +28,7 @@ from app.store.records import (
     Timestamp,
     now_utc,
 )
+from app.text import MAX_TEXT_CHARS
 
 SCHEMA_VERSION = 1
 FENCE_OPEN = "```json haven-export"
@@ -113,15 +114,58 @@ def parse(plaintext: bytes) -> ExportDocument:
         raw = body[:end] if end >= 0 else body
     try:
         data = json.loads(raw)
+    except RecursionError as exc:
+        raise NotAnExport("the export's JSON is nested far too deeply to be a Haven export") from exc
     except ValueError as exc:
         raise NotAnExport("the export's JSON is damaged") from exc
     version = data.get("schema_version") if isinstance(data, dict) else None
-    if version != SCHEMA_VERSION:
-        raise NotAnExport(f"unsupported export schema version {version!r}; update Haven")
+    if type(version) is not int or version != SCHEMA_VERSION:  # true == 1 in Python: not here
+        raise NotAnExport(f"unsupported export schema version {version!r}; update Haven"
+                          if isinstance(version, int) and not isinstance(version, bool) else
+                          "this is not a Haven export (no usable schema_version)")
     try:
-        return ExportDocument.model_validate(data)
-    except ValueError as exc:
-        raise NotAnExport(f"the export's JSON does not match the schema: {exc}") from exc
+        doc = ExportDocument.model_validate(data)
+    except RecursionError as exc:
+        raise NotAnExport("the export's JSON is nested far too deeply to be a Haven export") from exc
+    except ValidationError as exc:
+        raise NotAnExport(_first_problem(exc)) from exc
+    _check_lengths(doc)
+    return doc
+
+
+def _first_problem(exc: ValidationError) -> str:
+    """A validation error in one line: where, and what (never the value, which is a
+    person's text)."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ())) or "the top level"
+    more = exc.error_count() - 1
+    also = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    message = " ".join(str(first.get("msg", "invalid")).split()).removeprefix("Value error, ")
+    return f"the export's JSON does not match Haven's format at {where}: {message}{also}"
+
+
+_LONG_FIELDS = {
+    "sessions": ("title", "summary", "running_summary", "next_step"),
+    "messages": ("content",),
+    "mood_entries": ("note",),
+    "thought_records": ("situation", "evidence_for", "evidence_against", "balanced_thought"),
+    "notes": ("body",),
+}
+
+
+def _check_lengths(doc: ExportDocument) -> None:
+    """No single piece of text longer than a person can send in one message."""
+    for kind, fields in _LONG_FIELDS.items():
+        for index, record in enumerate(getattr(doc, kind)):
+            values = [(name, getattr(record, name) or "") for name in fields]
+            values += [(f"automatic_thoughts.{n}", t.text)
+                       for n, t in enumerate(getattr(record, "automatic_thoughts", []))]
+            for name, value in values:
+                if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
+                    raise NotAnExport(
+                        f"{kind}.{index}.{name} is {len(value):,} characters; Haven keeps up to "
+                        f"{MAX_TEXT_CHARS:,} in one piece, so this file was not made by Haven"
+                    )
 
 
 # ---- Markdown ---------------------------------------------------------------------------

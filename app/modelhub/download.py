@@ -30,7 +30,7 @@ os.environ.setdefault("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
 
 from app.modelhub.catalog import CatalogEntry  # noqa: E402
 from app.modelhub.gguf import GGUFError, inspect_gguf  # noqa: E402
-from app.modelhub.registry import InstalledModel, ModelRegistry  # noqa: E402
+from app.modelhub.registry import NAME_RULE, InstalledModel, ModelRegistry, valid_name  # noqa: E402
 from app.paths import DataPaths  # noqa: E402
 
 ProgressCallback = Callable[["DownloadProgress"], None]
@@ -74,15 +74,53 @@ class RemoteFile:
     url: str
 
 
+_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+_REPO_FILE_PART = re.compile(r"^[\w.+ -]+$")
+
+
 def parse_spec(spec: str) -> tuple[str, str]:
-    """``org/repo:file.gguf`` -> (repo, file)."""
+    """``org/repo:file.gguf`` (or ``org/repo:folder/file.gguf``) -> (repo, file).
+
+    The file is a path inside the repository: no absolute path, no ``..``, no backslash,
+    nothing but plain names. Where Haven keeps it is decided apart (:func:`local_file_name`),
+    so no name on the hub can place a file outside the models folder.
+    """
     repo, sep, filename = spec.partition(":")
-    if not sep or not repo.count("/") == 1 or not filename.endswith(".gguf"):
+    example = "(e.g. bartowski/Llama-3.2-1B-Instruct-GGUF:Llama-3.2-1B-Instruct-Q4_K_M.gguf)"
+    if not sep or not _REPO.match(repo) or ".." in repo or not filename.endswith(".gguf"):
+        raise DownloadError(f"{spec!r} is neither a catalog name nor REPO_ID:FILENAME {example}")
+    parts = filename.split("/")
+    if any(part in ("", ".", "..") or not _REPO_FILE_PART.match(part) for part in parts):
         raise DownloadError(
-            f"{spec!r} is neither a catalog name nor REPO_ID:FILENAME "
-            "(e.g. bartowski/Llama-3.2-1B-Instruct-GGUF:Llama-3.2-1B-Instruct-Q4_K_M.gguf)"
+            f"{filename!r} is not a plain file name in the repository (no '..', no leading "
+            f"'/', no backslashes) {example}"
         )
     return repo, filename
+
+
+def check_request(spec: str, name: str | None) -> tuple[str, str]:
+    """Everything about ``download REPO:FILE [--name NAME]`` that can be refused up front."""
+    repo, filename = parse_spec(spec)
+    if name is not None and not valid_name(name):
+        raise DownloadError(f"{name!r} is not a usable model name: {NAME_RULE}")
+    return repo, filename
+
+
+def local_file_name(repo: str, filename: str) -> str:
+    """The file's name in ``models/``: readable, one flat name, unique per repo and file.
+
+    Two repositories with the same file name get two files (a short hash of the repo and
+    the path tells them apart even where the readable part would be the same).
+    """
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{repo}--{filename.removesuffix('.gguf')}"
+                      .replace("/", "--")).strip(".-")[:150] or "model"
+    tag = hashlib.sha256(f"{repo}:{filename}".encode()).hexdigest()[:10]
+    return f"{readable}-{tag}.gguf"
+
+
+def default_model_name(filename: str) -> str:
+    stem = Path(filename).name.removesuffix(".gguf").lower()
+    return re.sub(r"[^a-z0-9._-]+", "-", stem).strip("-.")[:64].rstrip("-.") or "model"
 
 
 def _hub_unreachable(exc: Exception) -> DownloadError:
@@ -278,15 +316,24 @@ def install_download(
     progress: ProgressCallback | None = None,
 ) -> InstalledModel:
     """Download, verify, move into ``models/`` and register. Returns the installed model."""
+    if not valid_name(name):
+        raise DownloadError(f"{name!r} is not a usable model name: {NAME_RULE}")
+    final = paths.models_dir / local_file_name(remote.repo, remote.filename)
+    if final.parent != paths.models_dir:  # cannot happen with a flat name; checked all the same
+        raise DownloadError(f"{remote.filename!r} would be stored outside Haven's models folder")
     part = fetch(remote, paths, progress)
-    final = paths.models_dir / remote.filename
     try:
         inspect_gguf(part)
     except GGUFError as exc:
         part.unlink(missing_ok=True)
         raise DownloadError(f"the hub's file is not a usable GGUF model: {exc}") from exc
-    os.replace(part, final)
-    os.chmod(final, 0o600)
+    try:
+        os.replace(part, final)
+        os.chmod(final, 0o600)
+    except OSError as exc:  # the verified partial stays for the next try
+        reason = "the disk is full" if exc.errno == 28 else exc.strerror
+        raise DownloadError(f"could not move the verified download into place: {reason}") from exc
+    found = os.stat(final)
     model = InstalledModel(
         name=name,
         file=final.name,
@@ -296,6 +343,7 @@ def install_download(
         repo=remote.repo,
         repo_file=remote.filename,
         chat_format=chat_format,
+        verified=[found.st_size, found.st_mtime_ns, found.st_ino],
     )
     ModelRegistry(paths).add(model)
     return model
@@ -315,7 +363,7 @@ def download_spec(
     chat_format: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> InstalledModel:
-    repo, filename = parse_spec(spec)
+    repo, filename = check_request(spec, name)
     if chat_format is not None:
         from app.llm.templates import known_formats
 
@@ -324,5 +372,5 @@ def download_spec(
                 f"unknown chat format {chat_format!r}; known: {', '.join(known_formats())}"
             )
     remote = resolve_remote(repo, filename)
-    model_name = name or Path(filename).stem.lower()
+    model_name = name or default_model_name(filename)
     return install_download(paths, remote, model_name, "hub", chat_format, progress)

@@ -8,11 +8,10 @@ import re
 import tempfile
 from pathlib import Path
 
+from app.fileio import hold, remove_if_stale
 from app.modelhub.gguf import GGUFError, inspect_gguf
-from app.modelhub.registry import InstalledModel, ModelRegistry
+from app.modelhub.registry import NAME_RULE, InstalledModel, ModelRegistry, valid_name
 from app.paths import PRIVATE_FILE, DataPaths
-
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
 class ImportError_(Exception):
@@ -40,10 +39,8 @@ def import_gguf(
     except GGUFError as exc:
         raise ImportError_(str(exc)) from exc
     name = name or default_name(source)
-    if not _NAME.match(name):
-        raise ImportError_(
-            f"{name!r} is not a usable name: use lowercase letters, digits, '.', '-' or '_'"
-        )
+    if not valid_name(name):
+        raise ImportError_(f"{name!r} is not a usable name: {NAME_RULE}")
     if chat_format is not None and chat_format not in known_chat_formats():
         raise ImportError_(
             f"unknown chat format {chat_format!r}; known: {', '.join(known_chat_formats())}"
@@ -59,8 +56,11 @@ def import_gguf(
     if free.f_bavail * free.f_frsize < info.file_size + 64 * 1024 * 1024:
         raise ImportError_("not enough free disk space to copy the model into Haven's folder")
     digest = hashlib.sha256()
+    for stale in paths.models_dir.glob(".*.partial"):  # an import that was killed midway
+        remove_if_stale(stale)
     fd, tmp = tempfile.mkstemp(dir=paths.models_dir, prefix=f".{name}.", suffix=".partial")
     try:
+        hold(fd)
         os.fchmod(fd, PRIVATE_FILE)
         with os.fdopen(fd, "wb") as out, source.open("rb") as src:
             while chunk := src.read(4 * 1024 * 1024):
@@ -69,6 +69,7 @@ def import_gguf(
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, final)
+        found = os.stat(final)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         reason = "the disk is full" if exc.errno == 28 else exc.strerror
@@ -83,6 +84,7 @@ def import_gguf(
         sha256=digest.hexdigest(),
         source="import",
         chat_format=chat_format,
+        verified=[found.st_size, found.st_mtime_ns, found.st_ino],
     )
     ModelRegistry(paths).add(model)
     return model

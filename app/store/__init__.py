@@ -1,6 +1,16 @@
 """The encrypted journal: one SQLCipher database for everything Haven remembers."""
 
-from app.store.errors import JournalError, JournalMissing, WrongPassphrase
+from app.store.errors import (
+    DiskFull,
+    JournalBusy,
+    JournalError,
+    JournalMissing,
+    JournalReplaced,
+    WrongPassphrase,
+)
 from app.store.journal import Journal
 
-__all__ = ["Journal", "JournalError", "JournalMissing", "WrongPassphrase"]
+__all__ = [
+    "DiskFull", "Journal", "JournalBusy", "JournalError", "JournalMissing", "JournalReplaced",
+    "WrongPassphrase",
+]

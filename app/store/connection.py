@@ -8,9 +8,35 @@ from pathlib import Path
 import sqlcipher3.dbapi2 as sqlcipher
 
 from app.paths import PRIVATE_FILE
-from app.store.errors import JournalError, WrongPassphrase
+from app.store.errors import DiskFull, JournalError, WrongPassphrase
 
 DatabaseError = sqlcipher.DatabaseError
+
+SQLITE_FULL = 13
+SQLITE_NOTADB = 26
+_NEARLY_FULL_BYTES = 1024 * 1024
+
+
+def disk_is_full(folder: Path) -> bool:
+    """Too little space left in ``folder`` for SQLite's side files (or none at all)."""
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < _NEARLY_FULL_BYTES
+
+
+def explain(exc: Exception, path: Path, doing: str = "open the journal") -> JournalError:
+    """A database error as one clear line; a full disk is always named as such."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == SQLITE_FULL or getattr(exc, "errno", None) == 28 or disk_is_full(path.parent):
+        return DiskFull(doing)
+    return JournalError(f"cannot {doing}: {exc}")
+
+
+# How long a write waits for another Haven's write (a large import, say) before failing.
+# The import commits in small batches, so in practice a write waits well under a second.
+BUSY_TIMEOUT_MS = 60_000
 
 
 def check_passphrase(passphrase: str) -> None:
@@ -18,6 +44,8 @@ def check_passphrase(passphrase: str) -> None:
         raise JournalError("the passphrase cannot be empty")
     if "\x00" in passphrase:
         raise JournalError("the passphrase cannot contain a NUL character")
+    if any("\ud800" <= ch <= "\udfff" for ch in passphrase):
+        raise JournalError("the passphrase is not valid UTF-8 text (check your terminal's encoding)")
 
 
 def _quote(text: str) -> str:
@@ -44,13 +72,21 @@ def connect(path: Path, passphrase: str, *, must_exist: bool) -> sqlcipher.Conne
         try:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except DatabaseError as exc:
-            raise WrongPassphrase() from exc
-        conn.execute("PRAGMA temp_store = MEMORY")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA secure_delete = ON")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA busy_timeout = 5000")
+            # Only "file is not a database" means the key is wrong. Anything else (a full
+            # disk cannot create the side files, an I/O error) is not the person's fault
+            # and must never cost them one of their tries.
+            if getattr(exc, "sqlite_errorcode", SQLITE_NOTADB) == SQLITE_NOTADB:
+                raise WrongPassphrase() from exc
+            raise explain(exc, path) from exc
+        try:
+            conn.execute("PRAGMA temp_store = MEMORY")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA secure_delete = ON")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        except DatabaseError as exc:
+            raise explain(exc, path) from exc
     except BaseException:
         conn.close()
         raise

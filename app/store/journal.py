@@ -8,6 +8,7 @@ pydantic records of :mod:`app.store.records`; no raw rows leave this module.
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -19,8 +20,16 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from app.store import schema
-from app.store.connection import DatabaseError, connect, integrity_problems
-from app.store.errors import JournalError, JournalExists, JournalMissing
+from app.store.connection import SQLITE_FULL, DatabaseError, connect, integrity_problems
+from app.store.errors import (
+    DiskFull,
+    JournalBusy,
+    JournalError,
+    JournalExists,
+    JournalMissing,
+    JournalReplaced,
+)
+from app.store.lock import JournalLock
 from app.store.records import (
     EmotionRating,
     Message,
@@ -72,11 +81,20 @@ def _fts_query(text: str) -> str:
     return " ".join(quoted)
 
 
+SQLITE_BUSY = 5
+
+
 class Journal:
-    def __init__(self, path: Path, conn) -> None:
+    """One open journal. While it is open it holds a shared lock on ``journal.db.lock``
+    (see :mod:`app.store.lock`), and before every write it checks that the file on disk
+    is still the one it opened, so it can never write into a replaced (deleted) file."""
+
+    def __init__(self, path: Path, conn, file_lock: JournalLock | None = None) -> None:
         self.path = path
         self._conn = conn
         self._lock = threading.RLock()
+        self._file_lock = file_lock
+        self._identity = _identity(path)
 
     # ---- opening -------------------------------------------------------------------
 
@@ -86,30 +104,83 @@ class Journal:
 
     @classmethod
     def create(cls, path: Path, passphrase: str, *, version: int | None = None) -> Journal:
-        if cls.exists(path):
-            raise JournalExists(path)
-        path.unlink(missing_ok=True)
-        journal = cls(path, connect(path, passphrase, must_exist=False))
-        journal.migrate(version)
+        file_lock = JournalLock.exclusive_now(path)  # two first runs at once: one wins
+        try:
+            if cls.exists(path):
+                raise JournalExists(path)
+            path.unlink(missing_ok=True)
+            journal = cls(path, connect(path, passphrase, must_exist=False), file_lock)
+        except BaseException:
+            file_lock.release()
+            raise
+        file_lock.share()
+        try:
+            journal.migrate(version)
+        except BaseException:
+            journal.close()
+            raise
         return journal
 
     @classmethod
     def open(cls, path: Path, passphrase: str) -> Journal:
         if not cls.exists(path):
             raise JournalMissing(path)
-        journal = cls(path, connect(path, passphrase, must_exist=True))
-        journal.migrate()
+        file_lock = JournalLock.shared(path)
+        try:
+            from app.store.rekey import discard_leftover
+
+            # Under a shared lock no passphrase change is running, so a re-keyed copy
+            # lying about is what a crash left: never the journal, always safe to remove.
+            discard_leftover(path)
+            journal = cls(path, connect(path, passphrase, must_exist=True), file_lock)
+        except BaseException:
+            file_lock.release()
+            raise
+        try:
+            journal.migrate()
+        except BaseException:
+            journal.close()
+            raise
         return journal
 
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
                 try:
-                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    if self._is_same_file():
+                        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 except DatabaseError:
                     pass
                 self._conn.close()
                 self._conn = None
+            if self._file_lock is not None:
+                self._file_lock.release()
+                self._file_lock = None
+
+    # ---- writing safely ---------------------------------------------------------------
+
+    def _is_same_file(self) -> bool:
+        return self._identity is not None and _identity(self.path) == self._identity
+
+    @contextmanager
+    def _writing(self, doing: str = "save that") -> Iterator[None]:
+        """Every write goes through here: it refuses to write into a replaced file, and
+        turns a full disk or a long-held lock into one clear line."""
+        with self._lock:
+            if not self._is_same_file():
+                raise JournalReplaced()
+            try:
+                yield
+            except DatabaseError as exc:
+                code = getattr(exc, "sqlite_errorcode", None)
+                if code == SQLITE_FULL:
+                    raise DiskFull(doing) from exc
+                if code == SQLITE_BUSY:
+                    raise JournalBusy(
+                        f"could not {doing}: another Haven kept the journal busy for too long "
+                        "(a large import?); nothing was saved — try again in a moment"
+                    ) from exc
+                raise
 
     def __enter__(self) -> Journal:
         return self
@@ -140,6 +211,8 @@ class Journal:
                 except DatabaseError as exc:
                     if self._conn.in_transaction:
                         self._conn.execute("ROLLBACK")
+                    if getattr(exc, "sqlite_errorcode", None) == SQLITE_FULL:
+                        raise DiskFull("upgrade the journal") from exc
                     raise JournalError(f"could not upgrade the journal: {exc}") from exc
 
     def integrity_problems(self) -> list[str]:
@@ -149,24 +222,32 @@ class Journal:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            with self._writing("start saving"):
+                self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            with self._writing():
+                self._conn.execute("COMMIT")
 
     # ---- generic helpers -------------------------------------------------------------
 
     def _insert(self, record: R, *, or_ignore: bool = False) -> R:
+        self._execute_insert(record, or_ignore=or_ignore)
+        return record
+
+    def _execute_insert(self, record: BaseModel, *, or_ignore: bool = False) -> int:
+        """Insert ``record``; returns how many rows of its table were added (0 or 1)."""
         row = _to_row(record)
         cols = ", ".join(row)
         marks = ", ".join(f":{c}" for c in row)
         verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
-        with self._lock:
-            self._conn.execute(f"{verb} INTO {_TABLES[type(record)]} ({cols}) VALUES ({marks})", row)
-        return record
+        with self._writing():
+            cursor = self._conn.execute(
+                f"{verb} INTO {_TABLES[type(record)]} ({cols}) VALUES ({marks})", row)
+            return cursor.rowcount
 
     def _select(self, model: type[R], where: str = "", params: Any = (), order: str = "") -> list[R]:
         sql = f"SELECT * FROM {_TABLES[model]}"
@@ -188,7 +269,7 @@ class Journal:
         row = _to_row(model.model_construct(**fields))
         values = {k: row[k] for k in fields}
         sets = ", ".join(f"{k} = :{k}" for k in values)
-        with self._lock:
+        with self._writing():
             cursor = self._conn.execute(
                 f"UPDATE {_TABLES[model]} SET {sets} WHERE id = :_id", {**values, "_id": record_id}
             )
@@ -215,7 +296,7 @@ class Journal:
         return found
 
     def delete_session(self, session_id: str) -> None:
-        with self._lock:
+        with self._writing("delete the session"):
             self._conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
 
     def last_ended_session(self) -> Session | None:
@@ -291,7 +372,7 @@ class Journal:
         return self._select(ThoughtRecord, where, params, order="created DESC")
 
     def delete_thought_record(self, record_id: str) -> None:
-        with self._lock:
+        with self._writing("delete the thought record"):
             self._conn.execute("DELETE FROM thought_records WHERE id = ?", (record_id,))
 
     # ---- notes ---------------------------------------------------------------------------
@@ -341,7 +422,7 @@ class Journal:
         return json.loads(row[0]) if row else default
 
     def set_setting(self, key: str, value: Any) -> None:
-        with self._lock:
+        with self._writing():
             self._conn.execute(
                 "INSERT INTO settings (key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -351,11 +432,24 @@ class Journal:
     # ---- import --------------------------------------------------------------------------
 
     def insert_if_new(self, record: BaseModel) -> bool:
-        """Insert a record from an export unless one with its id is already here."""
+        """Insert a record from an export unless one with its id is already here.
+
+        (The row count of the insert itself says so; ``total_changes`` also counts what
+        the search index's triggers and FTS5 write, so it cannot tell.)"""
+        return self._execute_insert(record, or_ignore=True) == 1
+
+    def has(self, model: type[BaseModel], record_id: str) -> bool:
         with self._lock:
-            before = self._conn.total_changes
-            self._insert(record, or_ignore=True)
-            return self._conn.total_changes > before
+            return self._conn.execute(
+                f"SELECT 1 FROM {_TABLES[model]} WHERE id = ?", (record_id,)).fetchone() is not None
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _range(column: str, since: datetime | None, until: datetime | None) -> tuple[str, tuple]:

@@ -1,5 +1,7 @@
 """Change the journal's passphrase without ever risking the journal.
 
+0. Take the journal's lock exclusively (see :mod:`app.store.lock`): if the app or another
+   command has the journal open, refuse at once and change nothing.
 1. Open the journal with the current passphrase (a wrong one stops here, nothing changed).
 2. ``sqlcipher_export`` everything into ``journal.db.rekey`` keyed with the new passphrase.
 3. Close both, reopen the copy with the new passphrase, run both integrity checks and
@@ -15,9 +17,10 @@ from pathlib import Path
 
 from app.fileio import fsync_dir
 from app.paths import PRIVATE_FILE
-from app.store.connection import DatabaseError, _quote, check_passphrase, connect
+from app.store.connection import DatabaseError, _quote, check_passphrase, connect, explain
 from app.store.connection import integrity_problems as _problems
 from app.store.errors import JournalError
+from app.store.lock import JournalLock
 
 _COUNTED = ("sessions", "messages", "mood_entries", "thought_records", "notes", "settings")
 
@@ -36,10 +39,28 @@ def _counts(conn) -> dict[str, int]:
     return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in _COUNTED}
 
 
-def change_passphrase(path: Path, current: str, new: str) -> None:
+def change_passphrase(path: Path, current: str, new: str, *, held: JournalLock | None = None) -> None:
+    """Re-key the journal. Refuses at once (nothing changed) while any other Haven, the
+    app or a command, has the journal open: the swap would pull the file from under it.
+
+    ``held`` is an exclusive lock the caller took already (to refuse before asking for
+    passphrases); otherwise one is taken here.
+    """
     check_passphrase(new)
     if new == current:
         raise JournalError("the new passphrase is the same as the current one")
+    if not path.is_file():
+        raise JournalError(f"no journal at {path}")
+    if held is not None:
+        if not held.exclusive:
+            raise ValueError("change_passphrase needs an exclusive lock")
+        _change_passphrase(path, current, new)
+        return
+    with JournalLock.exclusive_now(path):
+        _change_passphrase(path, current, new)
+
+
+def _change_passphrase(path: Path, current: str, new: str) -> None:
     discard_leftover(path)
     copy = rekey_path(path)
     old = connect(path, current, must_exist=True)
@@ -53,7 +74,7 @@ def change_passphrase(path: Path, current: str, new: str) -> None:
         old.execute("DETACH DATABASE rekeyed")
     except DatabaseError as exc:
         discard_leftover(path)
-        raise JournalError(f"could not write the re-keyed copy: {exc}") from exc
+        raise explain(exc, path, "write the re-keyed copy") from exc
     finally:
         old.close()
 

@@ -17,6 +17,7 @@ from textual.screen import Screen
 from app.conversation.companion import Companion
 from app.conversation.prompts import prompt_library
 from app.llm import EngineState, ModelSpec
+from app.modelhub.registry import RegistryError
 from app.paths import DataPaths
 from app.runtime import NoModelSelected, selected_model_spec, start_engine
 from app.settings import Settings, save_settings
@@ -103,6 +104,11 @@ class HavenApp(App):
             return selected_model_spec(self.paths, self.settings)
         except NoModelSelected:
             return None
+        except RegistryError as exc:  # the model's file is missing, changed or damaged
+            log.warning("the selected model cannot be used (%s)", type(exc).__name__)
+            self.notify(f"{exc}. Journaling works without a model; F4 for models.",
+                        severity="error", timeout=15, markup=False)
+            return None
 
     def start_engine(self) -> None:
         old = self.engine
@@ -178,6 +184,18 @@ class HavenApp(App):
         return None
 
     async def action_quit(self) -> None:
+        from app.tui.screens.dialogs import DiscardScreen
+
+        unsaved = any(getattr(screen, "has_unsaved_text", lambda: False)()
+                      for screen in self.screen_stack)
+        if unsaved and not isinstance(self.screen, DiscardScreen):
+            # Nothing typed is thrown away without asking, not even on quit.
+            self.push_screen(DiscardScreen(quitting=True),
+                             lambda discard: self._quit_now() if discard else None)
+            return
+        self._quit_now()
+
+    def _quit_now(self) -> None:
         if self.companion is not None:
             self.companion.cancel()
         self.exit()
@@ -189,8 +207,8 @@ class HavenApp(App):
             try:
                 if self.companion.session is not None:
                     self.companion.end_session()
-            except Exception:
-                log.exception("could not end the session cleanly")
+            except Exception as exc:  # its text could hold the person's words: the type only
+                log.warning("could not end the session cleanly (%s)", type(exc).__name__)
         if self.engine is not None:
             self.engine.close()
         if self.journal is not None:

@@ -71,6 +71,13 @@ class ChatScreen(Screen):
     def companion(self):
         return self.app.companion
 
+    def has_unsaved_text(self) -> bool:
+        """Words typed in the message box and not sent (the app asks before quitting)."""
+        try:
+            return bool(self.query_one(MessageBox).text.strip())
+        except Exception:
+            return False
+
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal():
@@ -171,8 +178,11 @@ class ChatScreen(Screen):
                 pending.clear()
             last_flush = time.monotonic()
 
+        saved = False
         try:
             for event in self.companion.send(text):
+                if isinstance(event, UserSaved):
+                    saved = True
                 if isinstance(event, Token):
                     # Tokens are drawn in small batches, so the screen (and typing) stays
                     # responsive however fast the model is.
@@ -183,15 +193,20 @@ class ChatScreen(Screen):
                 flush()
                 self.app.call_from_thread(self.show_event, event)
         except Exception as exc:  # never lose the text: put it back and say what happened
-            self.app.call_from_thread(self._send_failed, text, exc)
+            self.app.call_from_thread(self._send_failed, text, exc, saved)
         finally:
             self.app.call_from_thread(self._reply_over)
 
-    def _send_failed(self, text: str, exc: Exception) -> None:
+    def _send_failed(self, text: str, exc: Exception, saved: bool = False) -> None:
+        if saved:  # it is in the journal: putting it back would invite a duplicate
+            self.notify(f"Your message is saved in your journal, but Haven could not reply: {exc}",
+                        severity="error", timeout=10, markup=False)
+            return
         box = self.query_one(MessageBox)
         if not box.text:
             box.text = text
-        self.notify(f"Something went wrong: {exc}", severity="error", timeout=10)
+        self.notify(f"Your message was not saved; it is back in the box. {exc}",
+                    severity="error", timeout=10, markup=False)
 
     def _reply_over(self) -> None:
         self.replying = False
@@ -257,19 +272,18 @@ class ChatScreen(Screen):
         from app.tui.screens.mood import MoodScreen
 
         closing = self.companion.flow.step.name in ("CLOSING", "NEXT_STEP", "CLOSING_MOOD")
-        self.app.push_screen(MoodScreen(closing=closing), self._mood_done)
+        self.app.push_screen(MoodScreen(closing=closing, save=self._record_mood), self._mood_done)
+
+    def _record_mood(self, result) -> None:
+        """Saved before the dialog closes: if saving fails, the dialog keeps the words."""
+        self.companion.record_mood(result.score, result.emotions, result.note)
 
     def _mood_done(self, result) -> None:
         self.query_one("#checkin-offer").remove_class("shown")
         self.query_one(MessageBox).focus()
         if result is None:
             return
-        try:
-            entry = self.companion.record_mood(result.score, result.emotions, result.note)
-        except Exception as exc:
-            self.notify(str(exc), severity="error")
-            return
-        self.notify(f"Mood {entry.score}/10 saved.")
+        self.notify(f"Mood {result.score}/10 saved.")
 
     def action_end_session(self) -> None:
         if self.replying:
@@ -287,18 +301,24 @@ class ChatScreen(Screen):
         from app.tui.screens.closing import ClosingScreen
 
         self.query_one(StatusLine).set_activity("")
-        self.app.push_screen(ClosingScreen(summary), self._step_chosen)
+        self.app.push_screen(ClosingScreen(summary, save=self.companion.set_next_step),
+                             self._step_chosen)
 
     def _step_chosen(self, step: str | None) -> None:
         from app.tui.screens.mood import MoodScreen
 
-        self.companion.set_next_step(step)
-        self.app.push_screen(MoodScreen(closing=True), self._closing_mood)
+        if step is None:  # skipped (a written step was saved before the dialog closed)
+            try:
+                self.companion.set_next_step(None)
+            except Exception as exc:
+                self.notify(f"Could not save: {exc}", severity="error", markup=False)
+        self.app.push_screen(MoodScreen(closing=True, save=self._record_mood), self._closing_mood)
 
     async def _closing_mood(self, result) -> None:
-        if result is not None:
-            self.companion.record_mood(result.score, result.emotions, result.note)
-        self.companion.end_session()
+        try:
+            self.companion.end_session()
+        except Exception as exc:
+            self.notify(f"Could not save: {exc}", severity="error", markup=False)
         self.notify("Session saved in your journal. Take care.")
         await self.begin_new_session()
 
@@ -316,14 +336,17 @@ class ChatScreen(Screen):
         if session is None:
             return
 
-        def done(title: str | None) -> None:
-            if title and title.strip():
+        def rename(title: str) -> None:  # before the dialog closes: a failure keeps the words
+            if title.strip():
                 self.app.journal.update_session(session.id, title=title.strip()[:80])
                 if self.companion.session and self.companion.session.id == session.id:
                     self.companion.session = self.app.journal.session(session.id)
-                self.refresh_sessions()
 
-        self.app.push_screen(TextPromptScreen("Rename session", session.title or ""), done)
+        def done(title: str | None) -> None:
+            self.refresh_sessions()
+
+        self.app.push_screen(TextPromptScreen("Rename session", session.title or "", save=rename),
+                             done)
 
     def action_delete_session(self) -> None:
         from app.tui.screens.dialogs import ConfirmScreen

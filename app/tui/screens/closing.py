@@ -2,43 +2,56 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Markdown, Static
 
+from app.text import terminal_safe
+from app.tui.screens.dialogs import DiscardGuard
 
-class ClosingScreen(ModalScreen[str | None]):
+
+class ClosingScreen(DiscardGuard, ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "skip", "Skip")]
 
-    def __init__(self, summary: str | None) -> None:
+    def __init__(self, summary: str | None, save: Callable[[str], object] | None = None) -> None:
         super().__init__()
         self.summary = summary
+        self.save_step = save
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog"):
             yield Static("Closing this session", classes="title")
             if self.summary:
-                yield Markdown(self.summary)
+                yield Markdown(terminal_safe(self.summary))
             else:
                 yield Static("(No summary: there was no model to write one.)", classes="hint")
             yield Static("Is there one small thing you'd like to try before next time? "
                          "It's fine to leave this empty.")
             yield Input(placeholder="e.g. a ten-minute walk after lunch", id="step")
+            yield Static("", id="problem", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Save and finish", id="save", variant="primary")
                 yield Button("Skip", id="skip")
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
+        self.mark_clean()
+
+    def form_values(self) -> tuple:
+        return (self.query_one(Input).value,)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value.strip() or None)
+        self.save_and_close(event.value.strip() or None)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        value = self.query_one(Input).value.strip() or None
-        self.dismiss(value if event.button.id == "save" else None)
+        if event.button.id == "save":
+            self.save_and_close(self.query_one(Input).value.strip() or None)
+        else:
+            self.action_skip()
 
     def action_skip(self) -> None:
-        self.dismiss(None)
+        self.close_guarded(lambda: self.dismiss(None))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,6 +16,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 from app.cli.common import CliError, parse_day_range
 from app.export.age_file import AgeError
 from app.export.service import export_journal
+from app.tui.widgets.passphrase_input import PassphraseInput
 
 
 class ExportScreen(ModalScreen[None]):
@@ -28,8 +30,8 @@ class ExportScreen(ModalScreen[None]):
             yield Label("Save to")
             yield Input(str(default), id="path")
             yield Label("Passphrase for the export (or leave empty and give a public key)")
-            yield Input(password=True, id="pass1", placeholder="at least 8 characters")
-            yield Input(password=True, id="pass2", placeholder="the same again")
+            yield PassphraseInput(id="pass1", placeholder="at least 8 characters")
+            yield PassphraseInput(id="pass2", placeholder="the same again")
             yield Label("…or a recipient's age public key (e.g. your therapist's)")
             yield Input(id="recipient", placeholder="age1…")
             yield Label("From / to (optional, YYYY-MM-DD)")
@@ -63,13 +65,16 @@ class ExportScreen(ModalScreen[None]):
                 problem.update("The two passphrases are different.")
                 return
             passphrase = value["pass1"]
+        if self.app.paths.holds(out):
+            problem.update(Text(f"{out} is inside Haven's data folder; choose a place outside it."))
+            return
         if out.exists():
-            problem.update(f"{out} already exists; choose another name.")
+            problem.update(Text(f"{out} already exists; choose another name."))
             return
         try:
             since, until = parse_day_range(value["since"], value["until"])
         except CliError as exc:
-            problem.update(str(exc))
+            problem.update(Text(str(exc)))
             return
         problem.update("Exporting…")
         self._export(out, passphrase, [recipient] if recipient else [], since, until,
@@ -81,7 +86,7 @@ class ExportScreen(ModalScreen[None]):
             result = export_journal(self.app.journal, out, passphrase=passphrase,
                                     recipients=recipients, since=since, until=until, fmt=fmt)
         except AgeError as exc:
-            self.app.call_from_thread(self.query_one("#problem", Static).update, str(exc))
+            self.app.call_from_thread(self.query_one("#problem", Static).update, Text(str(exc)))
             return
         counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in result.counts.items())
         self.app.call_from_thread(self.query_one("#problem", Static).update,

@@ -3,6 +3,8 @@ thought records, and free notes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -23,6 +25,8 @@ from textual.widgets import (
 )
 
 from app.store.records import SearchHit
+from app.text import TextProblem, check_typed, one_line, terminal_safe
+from app.tui.screens.dialogs import DiscardGuard
 from app.tui.screens.thought_record import ThoughtRecordScreen
 from app.tui.widgets.mood_chart import MoodChart
 from app.tui.widgets.session_list import friendly_day
@@ -43,8 +47,7 @@ def entry_text(kind: str, when, body: str) -> Text:
     text = Text()
     text.append(f"{KIND_LABEL[kind]:<15}", style="bold")
     text.append(f"{friendly_day(when):<12}", style="dim")
-    first = body.strip().splitlines()[0] if body.strip() else ""
-    text.append(first[:90])
+    text.append(one_line(body, 90))
     return text
 
 
@@ -53,24 +56,28 @@ def hit_text(hit: SearchHit) -> Text:
     text.append(f"{KIND_LABEL[hit.kind]:<15}", style="bold")
     text.append(f"{friendly_day(hit.created):<12}", style="dim")
     for piece, matched in hit.segments():
+        piece = terminal_safe(piece)
         text.append(" ".join(piece.split()) if not matched else piece,
                     style="bold reverse" if matched else "")
     return text
 
 
-class NoteScreen(ModalScreen[str | None]):
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+class NoteScreen(DiscardGuard, ModalScreen[str | None]):
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
     DEFAULT_CSS = "NoteScreen TextArea { height: 12; }"
 
-    def __init__(self, body: str = "", editable: bool = True) -> None:
+    def __init__(self, body: str = "", editable: bool = True,
+                 save: Callable[[str], object] | None = None) -> None:
         super().__init__()
-        self.body = body
+        self.body = body if editable else terminal_safe(body)
         self.editable = editable
+        self.save = save  # called before the dialog closes: if it fails, the text stays
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static("A note for your journal" if self.editable else "Note")
             yield TextArea(self.body, id="note", soft_wrap=True, read_only=not self.editable)
+            yield Static("", id="problem", classes="error")
             with Horizontal(classes="buttons"):
                 if self.editable:
                     yield Button("Save", id="save", variant="primary")
@@ -78,13 +85,41 @@ class NoteScreen(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         self.query_one(TextArea).focus()
+        self.mark_clean()
+
+    def form_values(self) -> tuple:
+        return (self.query_one(TextArea).text,) if self.editable else ()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "save":
+            self.action_save()
+        else:
+            self.action_cancel()
+
+    def action_save(self) -> None:
+        if not self.editable:
+            return
         text = self.query_one(TextArea).text
-        self.dismiss(text if event.button.id == "save" and text.strip() else None)
+        try:
+            check_typed(text, "This note")
+        except TextProblem as exc:
+            self.query_one("#problem", Static).update(Text(str(exc).removesuffix("; nothing was saved")
+                                                           + ". Your text is still here."))
+            return
+        if not text.strip():
+            self.dismiss(None)
+            return
+        if self.save is not None:
+            try:
+                self.save(text)
+            except Exception as exc:  # a full disk, a journal replaced under us: keep the text
+                self.query_one("#problem", Static).update(
+                    Text(f"Could not save the note: {exc}. Your text is still here."))
+                return
+        self.dismiss(text)
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        self.close_guarded(lambda: self.dismiss(None))
 
 
 class JournalScreen(Screen[str | None]):
@@ -174,11 +209,10 @@ class JournalScreen(Screen[str | None]):
     def action_new_note(self) -> None:
         def saved(body: str | None) -> None:
             if body:
-                self.app.journal.add_note(body)
                 self.notify("Note saved.")
                 self.reload()
 
-        self.app.push_screen(NoteScreen(), saved)
+        self.app.push_screen(NoteScreen(save=self.app.journal.add_note), saved)
 
     def action_close(self) -> None:
         self.dismiss(None)

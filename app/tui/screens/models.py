@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import psutil
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -18,6 +19,7 @@ from app.modelhub.download import DownloadError, DownloadProgress, download_cata
 from app.modelhub.importer import ImportError_, import_gguf
 from app.modelhub.registry import ModelRegistry, RegistryError
 from app.settings import save_settings
+from app.text import safe_rich
 
 
 class DownloadStopped(Exception):
@@ -82,7 +84,8 @@ class ModelsScreen(Screen):
         for name, model in installed.items():
             if catalog().get(name) is None:
                 status = "selected" if name == selected else "installed"
-                table.add_row(name, f"{model.size / 1e6:.0f} MB", "", status, "imported", key=name)
+                table.add_row(safe_rich(name), f"{model.size / 1e6:.0f} MB", "", status, "imported",
+                              key=name)
 
     def _selected_name(self) -> str | None:
         table = self.query_one(DataTable)
@@ -201,7 +204,7 @@ class ModelsScreen(Screen):
         try:
             model = import_gguf(self.app.paths, path, None, chat_format)
         except ImportError_ as exc:
-            self.app.call_from_thread(self.query_one("#status", Static).update, str(exc))
+            self.app.call_from_thread(self.query_one("#status", Static).update, Text(str(exc)))
             return
         self.app.call_from_thread(self._installed, model.name)
 

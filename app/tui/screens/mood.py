@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -13,6 +15,8 @@ from textual.widgets import Button, Input, Static
 
 from app.cbt import EMOTIONS
 from app.store.records import EmotionRating
+from app.text import TextProblem, check_typed
+from app.tui.screens.dialogs import DiscardGuard
 
 
 @dataclass
@@ -43,7 +47,7 @@ def parse_emotions(text: str) -> list[EmotionRating]:
     return out
 
 
-class MoodScreen(ModalScreen[MoodResult | None]):
+class MoodScreen(DiscardGuard, ModalScreen[MoodResult | None]):
     BINDINGS = [Binding("escape", "skip", "Skip")]
     DEFAULT_CSS = """
     MoodScreen #scores { height: auto; }
@@ -51,9 +55,11 @@ class MoodScreen(ModalScreen[MoodResult | None]):
     MoodScreen #scores Button.chosen { background: $accent; color: $text; }
     """
 
-    def __init__(self, closing: bool = False) -> None:
+    def __init__(self, closing: bool = False,
+                 save: Callable[[MoodResult], object] | None = None) -> None:
         super().__init__()
         self.closing = closing
+        self.save_step = save
         self.score: int | None = None
 
     def compose(self) -> ComposeResult:
@@ -77,6 +83,10 @@ class MoodScreen(ModalScreen[MoodResult | None]):
 
     def on_mount(self) -> None:
         self.query_one("#score-5", Button).focus()
+        self.mark_clean()
+
+    def form_values(self) -> tuple:
+        return (self.query_one("#emotions", Input).value, self.query_one("#note", Input).value)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         button_id = event.button.id or ""
@@ -88,7 +98,7 @@ class MoodScreen(ModalScreen[MoodResult | None]):
         elif button_id == "save":
             self.save()
         elif button_id == "skip":
-            self.dismiss(None)
+            self.action_skip()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.save()
@@ -101,10 +111,16 @@ class MoodScreen(ModalScreen[MoodResult | None]):
         try:
             emotions = parse_emotions(self.query_one("#emotions", Input).value)
         except ValueError as exc:
-            problem.update(str(exc))
+            problem.update(Text(str(exc)))
             return
         note = self.query_one("#note", Input).value.strip() or None
-        self.dismiss(MoodResult(self.score, emotions, note))
+        if note is not None:
+            try:
+                check_typed(note, "The note")
+            except TextProblem as exc:
+                problem.update(Text(str(exc)))
+                return
+        self.save_and_close(MoodResult(self.score, emotions, note))
 
     def action_skip(self) -> None:
-        self.dismiss(None)
+        self.close_guarded(lambda: self.dismiss(None))

@@ -6,6 +6,7 @@ Save. A field that does not parse is pointed out and nothing typed is lost.
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -27,6 +28,8 @@ from textual.widgets.selection_list import Selection
 
 from app.cbt import Distortion
 from app.store.records import AutomaticThought, ThoughtRecord
+from app.text import check_typed, one_line, terminal_safe
+from app.tui.screens.dialogs import DiscardGuard
 from app.tui.screens.mood import parse_emotions
 
 THOUGHT_SLOTS = 3
@@ -36,7 +39,7 @@ def ratings_text(ratings) -> str:
     return ", ".join(f"{r.name} {r.intensity}" for r in ratings)
 
 
-class ThoughtRecordScreen(Screen):
+class ThoughtRecordScreen(DiscardGuard, Screen):
     BINDINGS = [Binding("escape", "close", "Close"), Binding("ctrl+s", "save", "Save")]
     DEFAULT_CSS = """
     ThoughtRecordScreen VerticalScroll { padding: 0 2; }
@@ -92,18 +95,29 @@ class ThoughtRecordScreen(Screen):
         if self.record is not None:
             self.fill(self.record)
         self.query_one("#situation", TextArea).focus()
+        self.mark_clean()
+
+    def form_values(self) -> tuple:
+        texts = tuple(self.query_one(f"#{i}", TextArea).text
+                      for i in ("situation", "evidence_for", "evidence_against", "balanced"))
+        inputs = tuple(self.query_one(f"#{i}", Input).value for i in
+                       ("moods", "belief", "moods_after",
+                        *(f"thought-{n}" for n in range(1, THOUGHT_SLOTS + 1))))
+        traps = tuple(sorted(self.query_one("#traps", SelectionList).selected))
+        return texts + inputs + (traps,)
 
     def fill(self, record: ThoughtRecord) -> None:
+        """Put a record (stored, or a model's draft) in the form, shown safely."""
         self.record = record
-        self.query_one("#situation", TextArea).text = record.situation
+        self.query_one("#situation", TextArea).text = terminal_safe(record.situation)
         self.query_one("#moods", Input).value = ratings_text(record.moods)
         for n in range(1, THOUGHT_SLOTS + 1):
             thought = record.automatic_thoughts[n - 1] if n <= len(record.automatic_thoughts) else None
-            self.query_one(f"#thought-{n}", Input).value = thought.text if thought else ""
+            self.query_one(f"#thought-{n}", Input).value = one_line(thought.text) if thought else ""
             self.query_one(f"#hot-{n}", RadioButton).value = bool(thought and thought.hot)
-        self.query_one("#evidence_for", TextArea).text = record.evidence_for
-        self.query_one("#evidence_against", TextArea).text = record.evidence_against
-        self.query_one("#balanced", TextArea).text = record.balanced_thought
+        self.query_one("#evidence_for", TextArea).text = terminal_safe(record.evidence_for)
+        self.query_one("#evidence_against", TextArea).text = terminal_safe(record.evidence_against)
+        self.query_one("#balanced", TextArea).text = terminal_safe(record.balanced_thought)
         belief = record.balanced_belief
         self.query_one("#belief", Input).value = "" if belief is None else str(belief)
         self.query_one("#moods_after", Input).value = ratings_text(record.moods_after)
@@ -135,6 +149,8 @@ class ThoughtRecordScreen(Screen):
             text = self.query_one(f"#thought-{n}", Input).value.strip()
             if text:
                 thoughts.append(AutomaticThought(text=text, hot=(hot_index == n - 1)))
+        for field_id in ("situation", "evidence_for", "evidence_against", "balanced"):
+            check_typed(self.query_one(f"#{field_id}", TextArea).text, "That field")
         base = self.record or ThoughtRecord(
             session_id=self.app.companion.session.id if self.app.companion.session else None)
         return base.model_copy(update=dict(
@@ -162,17 +178,22 @@ class ThoughtRecordScreen(Screen):
         try:
             record = self.collect()
         except ValueError as exc:
-            problem.update(str(exc))
+            problem.update(Text(str(exc)))
             return
         if not (record.situation or record.automatic_thoughts or record.balanced_thought):
             problem.update("Write at least the situation or a thought before saving.")
             return
-        self.record = self.app.companion.save_thought_record(record)
+        try:
+            self.record = self.app.companion.save_thought_record(record)
+        except Exception as exc:  # a full disk, a replaced journal: the form keeps every word
+            problem.update(Text(f"Could not save: {exc}. Everything you wrote is still here."))
+            return
         problem.update("")
+        self.mark_clean()
         self.notify("Thought record saved in your journal.")
 
     def action_close(self) -> None:
-        self.dismiss(None)
+        self.close_guarded(lambda: self.dismiss(None))
 
     def draft(self) -> None:
         engine = self.app.engine

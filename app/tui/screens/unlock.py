@@ -9,7 +9,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Static
 
-from app.store import Journal, JournalError, WrongPassphrase
+from app.store import DiskFull, Journal, JournalError, WrongPassphrase
+from app.tui.widgets.passphrase_input import MAX_PASSPHRASE_CHARS, PassphraseInput
 
 MIN_LENGTH = 8
 MAX_TRIES = 3
@@ -41,9 +42,9 @@ class CreatePassphraseScreen(Screen):
             yield Static("Everything you write in Haven is encrypted with it. Nobody can recover "
                          "it if you forget it — not even us. A short sentence you will remember "
                          "works well.", classes="hint")
-            yield Input(placeholder="Passphrase", password=True, id="first")
+            yield PassphraseInput(placeholder="Passphrase", id="first")
             yield Static("", id="strength", classes="hint")
-            yield Input(placeholder="The same passphrase again", password=True, id="second")
+            yield PassphraseInput(placeholder="The same passphrase again", id="second")
             yield Static("", id="problem", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Create my journal", id="create", variant="primary")
@@ -51,6 +52,9 @@ class CreatePassphraseScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#first", Input).focus()
+
+    def on_passphrase_input_too_long(self, event: PassphraseInput.TooLong) -> None:
+        too_long_paste(self)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "first":
@@ -88,9 +92,15 @@ class CreatePassphraseScreen(Screen):
         try:
             journal = Journal.create(self.app.paths.journal, passphrase)
         except JournalError as exc:
-            self.app.call_from_thread(self.query_one("#problem", Static).update, str(exc))
+            self.app.call_from_thread(self.query_one("#problem", Static).update, Text(str(exc)))
             return
         self.app.call_from_thread(self.app.unlocked, journal, True)
+
+
+def too_long_paste(screen: Screen) -> None:
+    screen.query_one("#problem", Static).update(
+        f"That paste is too long for a passphrase (over {MAX_PASSPHRASE_CHARS:,} characters); "
+        "nothing was pasted.")
 
 
 class UnlockScreen(Screen):
@@ -106,7 +116,7 @@ class UnlockScreen(Screen):
         yield Header()
         with Vertical():
             yield Static("Welcome back. Enter your passphrase to open your journal.")
-            yield Input(placeholder="Passphrase", password=True, id="passphrase")
+            yield PassphraseInput(placeholder="Passphrase", id="passphrase")
             yield Static("", id="problem", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Unlock", id="unlock", variant="primary")
@@ -114,6 +124,9 @@ class UnlockScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#passphrase", Input).focus()
+
+    def on_passphrase_input_too_long(self, event: PassphraseInput.TooLong) -> None:
+        too_long_paste(self)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.try_unlock()
@@ -136,6 +149,11 @@ class UnlockScreen(Screen):
             journal = Journal.open(self.app.paths.journal, passphrase)
         except WrongPassphrase:
             self.app.call_from_thread(self._wrong)
+            return
+        except DiskFull:  # not the person's fault: never counts as a try
+            self.app.call_from_thread(
+                self._failed, "Haven cannot open your journal: the disk is full. Free some space "
+                "and try again — this did not count as a try, and your journal is unchanged.")
             return
         except JournalError as exc:
             self.app.call_from_thread(self._failed, str(exc))
@@ -161,4 +179,6 @@ class UnlockScreen(Screen):
 
     def _failed(self, message: str) -> None:
         self.query_one("#problem", Static).update(Text(message))
-        self.query_one("#passphrase", Input).disabled = False
+        field = self.query_one("#passphrase", Input)
+        field.disabled = False
+        field.focus()

@@ -1,5 +1,6 @@
 """One message in the conversation. The person's words are shown as plain text (never
-interpreted as markup); Haven's replies are rendered as Markdown as they stream."""
+interpreted as markup); Haven's replies are rendered as Markdown as they stream. Both go
+through :mod:`app.text` first, so no stored text can send the terminal a control sequence."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Markdown, Static
+
+from app.text import safe_rich, terminal_safe
 
 LABELS = {"user": "You", "assistant": "Haven", "system": "Haven"}
 
@@ -36,9 +39,9 @@ class ChatMessage(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(LABELS[self.role], classes="who")
         if self.role == "user":
-            yield Static(Text(self.content), classes="body", markup=False)
+            yield Static(safe_rich(self.content), classes="body", markup=False)
         else:
-            yield Markdown(self.content, classes="body")
+            yield Markdown(terminal_safe(self.content), classes="body")
         yield Static(Text(self.note), classes="note", markup=False)
 
     def on_mount(self) -> None:
@@ -49,14 +52,14 @@ class ChatMessage(Vertical):
         self.content += text
         if self._stream is None:
             self._stream = Markdown.get_stream(self.query_one(Markdown))
-        await self._stream.write(text)
+        await self._stream.write(terminal_safe(text))
 
     async def replace(self, text: str) -> None:
         if self._stream is not None:
             await self._stream.stop()
             self._stream = None
         self.content = text
-        await self.query_one(Markdown).update(text)
+        await self.query_one(Markdown).update(terminal_safe(text))
 
     async def finish(self, note: str = "") -> None:
         if self._stream is not None:

@@ -10,6 +10,7 @@ from textual.message import Message
 from textual.widgets import Label, ListItem, ListView
 
 from app.store.records import Session
+from app.text import one_line
 
 
 def friendly_day(moment: datetime) -> str:
@@ -26,7 +27,7 @@ def friendly_day(moment: datetime) -> str:
 class SessionItem(ListItem):
     def __init__(self, session: Session) -> None:
         self.session = session
-        title = session.title or "New session"
+        title = one_line(session.title or "") or "New session"
         label = Text(title, overflow="ellipsis", no_wrap=True)
         label.append(f"\n{friendly_day(session.started)}", style="dim")
         super().__init__(Label(label))

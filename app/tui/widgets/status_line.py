@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from app.text import one_line
+
 
 class StatusLine(Static):
     DEFAULT_CSS = """
@@ -25,7 +27,7 @@ class StatusLine(Static):
         self._refresh()
 
     def _refresh(self) -> None:
-        line = Text(self.model)
+        line = Text(one_line(self.model))  # a model's name or error can come from files
         if self.activity:
             line.append("  ·  ")
             line.append(self.activity, style="bold")
