@@ -6,7 +6,8 @@ Usage: python scripts/train_risk_model.py [--sweep] [--oof FILE]
 writes each training line's out-of-fold reading as JSON lines (for error analysis).
 
 1. Every training line (scripts/risk_data.py: the corpus minus its test split, plus
-   extra/) becomes feature counts exactly as ``assess_risk`` computes them.
+   extra/) becomes feature counts exactly as ``assess_risk`` computes them; an ordinary
+   line's sentence windows become ordinary rows too (see ``rows_of``).
 2. Out-of-fold predictions, leaving out one source file (one writer) at a time, run through
    the real ``assess_risk`` (rules + model + sentence windows). The two thresholds are
    chosen on these predictions by the policy below: never on the test split.
@@ -24,6 +25,7 @@ import json
 import math
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,16 +33,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.safety.assess import assess_risk  # noqa: E402
+from app.safety.assess import WINDOW_SENTENCES, assess_risk  # noqa: E402
 from app.safety.classifier import FORMAT_VERSION, MODEL_FILE, RiskModel  # noqa: E402
 from app.safety.conversation import JOINER, readings  # noqa: E402
-from app.safety.features import feature_counts  # noqa: E402
+from app.safety.features import feature_counts, sentences  # noqa: E402
 from app.safety.rules import LEVELS, default_rules  # noqa: E402
 from scripts.risk_data import Example, data_digest, training_examples  # noqa: E402
 
 C = 8.0  # inverse regularisation of the logistic regressions
 MIN_DF = 2  # a word or n-gram must appear in two training lines to count
 GROUP_WEIGHTS = {"w": 1.0, "c": 1.0, "x": 1.0, "r": 1.0}
+WINDOW_WEIGHT = 1.0  # an ordinary line's windows together weigh as much as the line
 # Threshold policy, on out-of-fold predictions: the highest crisis recall (then elevated-or-
 # higher recall) such that ordinary messages stay ordinary often enough.
 MIN_NONE_KEPT = 0.85
@@ -83,15 +86,51 @@ def counts_of(text: str) -> Counter:
     return feature_counts(norm.text, [(h.rule.id, h.level) for h in rules.hits(norm)])
 
 
-def fit(counts: list[Counter], labels: list[str], categories: list[str], sources: list[str],
-        thresholds: dict[str, float], with_categories: bool = True) -> RiskModel:
+@dataclass(frozen=True)
+class Row:
+    """One training row: a whole line, or a window of an ordinary line."""
+
+    counts: Counter
+    label: str
+    category: str
+    source: str
+    weight: float
+    whole: bool  # False for a window
+
+
+def rows_of(example: Example) -> list[Row]:
+    """A line, and, for an ordinary line longer than a window, each of its windows.
+
+    ``assess_risk`` also reads long messages a few sentences at a time; every window of an
+    ordinary message is ordinary too, so the model learns that as well. A line's windows
+    share the weight of one line.
+    """
+    rules = default_rules()
+    norm = rules.normalise(message_text(example))
+    hits = [(h, (h.rule.id, h.level)) for h in rules.hits(norm)]
+    rows = [Row(feature_counts(norm.text, [k for _, k in hits]), example.label, example.category,
+                example.source, 1.0, True)]
+    spans = sentences(norm.text)
+    if example.label == "none" and len(spans) > WINDOW_SENTENCES:
+        windows = [(spans[i][0], spans[i + WINDOW_SENTENCES - 1][1])
+                   for i in range(len(spans) - WINDOW_SENTENCES + 1)]
+        for start, end in windows:
+            inside = [k for h, k in hits if start <= h.start < end]
+            rows.append(Row(feature_counts(norm.text[start:end], inside), "none", example.category,
+                            example.source, WINDOW_WEIGHT / len(windows), False))
+    return rows
+
+
+def fit(rows: list[Row], thresholds: dict[str, float], with_categories: bool = True) -> RiskModel:
     from scipy.sparse import csr_matrix
     from sklearn.linear_model import LogisticRegression
 
+    counts = [r.counts for r in rows]
     df: Counter = Counter()
-    for c in counts:
-        df.update(c.keys())
-    n = len(counts)
+    for row in rows:
+        if row.whole:  # the vocabulary and idf come from whole lines
+            df.update(row.counts.keys())
+    n = sum(row.whole for row in rows)
     names = sorted(k for k, v in df.items() if v >= MIN_DF or k[0] in "xr")
     idf = np.array([math.log((1 + n) / (1 + df[k])) + 1 for k in names])
     meta = {"format": FORMAT_VERSION, "version": "", "group_weights": GROUP_WEIGHTS,
@@ -99,25 +138,25 @@ def fit(counts: list[Counter], labels: list[str], categories: list[str], sources
     shell = RiskModel(meta, names, {"idf": idf, "coef": np.zeros((2, len(names))),
                                     "intercept": np.zeros(2), "category_coef": np.zeros((1, len(names))),
                                     "category_intercept": np.zeros(1)})
-    rows, cols, vals = [], [], []
+    row_ids, cols, vals = [], [], []
     for i, c in enumerate(counts):
         columns, values = shell.space.vector(c)
-        rows.extend([i] * len(columns))
+        row_ids.extend([i] * len(columns))
         cols.extend(columns.tolist())
         vals.extend(values.tolist())
-    X = csr_matrix((vals, (rows, cols)), shape=(n, len(names)))
-    y = np.array([LEVELS.index(label) for label in labels])
+    X = csr_matrix((vals, (row_ids, cols)), shape=(len(rows), len(names)))
+    y = np.array([LEVELS.index(row.label) for row in rows])
     coef, intercept = [], []
     for target in (y > 0, y == 2):  # any risk; crisis
         model = LogisticRegression(C=C, max_iter=5000)
-        model.fit(X, target.astype(int), sample_weight=_weights(target, sources))
+        model.fit(X, target.astype(int), sample_weight=_weights(target, rows))
         coef.append(model.coef_[0])
         intercept.append(model.intercept_[0])
     arrays = {"idf": idf, "coef": np.array(coef), "intercept": np.array(intercept),
               "category_coef": np.zeros((1, len(names))), "category_intercept": np.zeros(1)}
     if with_categories:
         risky = np.where(y > 0)[0]
-        shown = [CATEGORY_NAMES.get(categories[i], "suicide") for i in risky]
+        shown = [CATEGORY_NAMES.get(rows[i].category, "suicide") for i in risky]
         category_model = LogisticRegression(C=C, max_iter=5000, class_weight="balanced")
         category_model.fit(X[risky], shown)
         meta["categories"] = [str(c) for c in category_model.classes_]
@@ -125,26 +164,25 @@ def fit(counts: list[Counter], labels: list[str], categories: list[str], sources
     return RiskModel(meta, names, arrays)
 
 
-def _weights(target: np.ndarray, sources: list[str]) -> np.ndarray:
+def _weights(target: np.ndarray, rows: list[Row]) -> np.ndarray:
     """Each writer's file weighs the same, and so do the two classes (balanced)."""
-    per_source = Counter(sources)
-    weights = np.array([1.0 / per_source[s] for s in sources])
+    per_source: Counter = Counter()
+    for row in rows:
+        per_source[row.source] += row.weight
+    weights = np.array([row.weight / per_source[row.source] for row in rows])
     for value in (True, False):
         chosen = target == value
         weights[chosen] *= 0.5 / weights[chosen].sum()
-    return weights * len(sources)
+    return weights * len(rows)
 
 
-def out_of_fold(examples: list[Example], counts: list[Counter]) -> list[list[tuple[str, tuple]]]:
+def out_of_fold(examples: list[Example], rows: list[Row]) -> list[list[tuple[str, tuple]]]:
     """Each line's readings (rule-only level, model probabilities), from a model that never
     saw its file: one for a message, several for a session (as ``assess_conversation``)."""
     never = {"crisis": 2.0, "elevated": 2.0}  # the fold models report probabilities only
     out: list = [None] * len(examples)
     for source in sorted({e.source for e in examples}):
-        train = [i for i, e in enumerate(examples) if e.source != source]
-        model = fit([counts[i] for i in train], [examples[i].label for i in train],
-                    [examples[i].category for i in train], [examples[i].source for i in train],
-                    never, with_categories=False)
+        model = fit([r for r in rows if r.source != source], never, with_categories=False)
         for i, example in enumerate(examples):
             if example.source == source:
                 found = (readings(example.messages, model) if example.is_sequence
@@ -203,22 +241,22 @@ def choose_thresholds(labels: list[str], oof: list, show: bool = False):
 
 def main() -> int:
     examples = training_examples()
-    counts = [counts_of(message_text(e)) for e in examples]
+    rows = [row for e in examples for row in rows_of(e)]
     labels = [e.label for e in examples]
-    oof = out_of_fold(examples, counts)
+    oof = out_of_fold(examples, rows)
     if "--oof" in sys.argv:
         with open(sys.argv[sys.argv.index("--oof") + 1], "w", encoding="utf-8") as out:
             for example, found in zip(examples, oof, strict=True):
                 out.write(json.dumps({"source": example.source, "label": example.label,
                                       "readings": found, "text": example.text}) + "\n")
     thresholds, oof_figures = choose_thresholds(labels, oof, show="--sweep" in sys.argv)
-    model = fit(counts, labels, [e.category for e in examples], [e.source for e in examples],
-                thresholds)
+    model = fit(rows, thresholds)
     digest = inputs_digest()
     model.meta.update({
         "version": digest[:12],
         "inputs_digest": digest,
         "training_lines": dict(sorted(Counter(labels).items())),
+        "training_windows": sum(not r.whole for r in rows),
         "out_of_fold": {k: round(v, 4) for k, v in oof_figures.items()},
         "policy": {"min_none_kept": MIN_NONE_KEPT, "max_none_as_crisis": MAX_NONE_AS_CRISIS},
     })
