@@ -19,7 +19,8 @@ from app.store.connection import DatabaseError, _quote, check_passphrase, connec
 from app.store.connection import integrity_problems as _problems
 from app.store.errors import JournalError
 
-_COUNTED = ("sessions", "messages", "mood_entries", "thought_records", "notes", "settings")
+_COUNTED = ("sessions", "messages", "mood_entries", "thought_records", "notes", "settings",
+            "safety_plan", "screener_answers")
 
 
 def rekey_path(path: Path) -> Path:
