@@ -299,10 +299,9 @@ class Companion:
         questions = screener()
         if rounds == 0:
             found = resources_for(self.settings.country, risk.categories)
-            text = _fill(self.prompts.render("safety/elevated.md",
-                                             services=services_markdown(found)))
+            text, words = self._words("safety/elevated.md", services=services_markdown(found))
             self.journal.add_message(session.id, "system", text, risk_level="elevated")
-            yield CheckIn(text=text, resources=found, assessment=risk)
+            yield CheckIn(text=text, resources=found, assessment=risk, words=words)
         intro = questions.intro if rounds == 0 else questions.intro_again
         yield self._ask(session, questions.first, rounds + 1, intro)
 

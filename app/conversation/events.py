@@ -68,11 +68,13 @@ class ScreenerOver:
 
 @dataclass(frozen=True)
 class CheckIn:
-    """Softer signs: a caring check-in with resources, shown before the model's reply."""
+    """Softer signs: a caring check-in with the services, before Haven's direct questions.
+    ``words`` is ``text`` without the services."""
 
     text: str
     resources: CountryResources
     assessment: RiskAssessment
+    words: str = ""
 
 
 @dataclass(frozen=True)

@@ -46,12 +46,19 @@ def import_document(journal: Journal, doc: ExportDocument) -> ImportResult:
     added: dict[str, int] = {}
     skipped: dict[str, int] = {}
     with journal.transaction():
-        for kind in ("sessions", "messages", "mood_entries", "thought_records", "notes"):
+        for kind in ("sessions", "messages", "mood_entries", "thought_records", "notes",
+                     "screener_answers"):
             for record in getattr(doc, kind):
                 if journal.insert_if_new(record):
                     added[kind] = added.get(kind, 0) + 1
                 else:
                     skipped[kind] = skipped.get(kind, 0) + 1
+        # a journal keeps one safety plan: an imported one never replaces one written here
+        if doc.safety_plan is not None:
+            if journal.safety_plan() is None and journal.insert_if_new(doc.safety_plan):
+                added["safety_plan"] = 1
+            else:
+                skipped["safety_plan"] = 1
     return ImportResult(added=added, already_there=skipped)
 
 
