@@ -63,11 +63,19 @@ def test_haven_in_tmux_unlock_talk_quit(tmp_path, gemma_gguf):
         for _ in range(20):  # "I understand" (Enter), once the screen takes keys
             keys(tmux, "Enter")
             try:
-                wait_for(tmux, lambda s: "Enter your passphrase" in s, timeout=3)
+                wait_for(tmux, lambda s: "Where are you?" in s, timeout=3)
                 break
             except AssertionError:
                 continue
+        screen = wait_for(tmux, lambda s: "Where are you?" in s)  # the country step
+        assert "findahelpline.com" in screen and "Somewhere else" in screen, screen
+        keys(tmux, "Enter")  # keep "somewhere else" (the international default)
         wait_for(tmux, lambda s: "Enter your passphrase" in s)
+        keys(tmux, "C-o")  # SOS reaches the app through a real terminal, before unlock
+        screen = wait_for(tmux, lambda s: "SOS" in s and "findahelpline.com" in s
+                          and "Breathe" in s)
+        keys(tmux, "Escape")
+        wait_for(tmux, lambda s: "Enter your passphrase" in s and "Breathe" not in s)
         for _ in range(2):  # keys typed before the field took focus would be lost: retry once
             time.sleep(0.5)
             keys(tmux, "-l", PASSPHRASE)

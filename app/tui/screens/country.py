@@ -18,19 +18,18 @@ EXPLAIN = (
     "Settings (F8)."
 )
 DEFAULT = (
-    f"If your country is not listed, choose “{ELSEWHERE}”: Haven will then tell you to call "
-    "your local emergency number and show findahelpline.com, which lists free, confidential "
-    "crisis lines around the world."
+    "Not listed? Choose the first line: Haven will then ask you to call your local emergency "
+    "number and show findahelpline.com, which lists free crisis lines around the world."
 )
 
 
 class CountryScreen(Screen):
     BINDINGS = [Binding("escape", "keep", "Keep the default")]
     DEFAULT_CSS = """
-    CountryScreen Vertical { width: 76; max-width: 100%; height: auto; max-height: 100%;
-                             margin: 0 2; }
+    CountryScreen Vertical { width: 76; max-width: 100%; height: 1fr; margin: 0 2; }
     CountryScreen #country-title { text-style: bold; margin: 1 0 0 0; }
-    CountryScreen OptionList { height: auto; max-height: 12; margin: 1 0 0 0; }
+    CountryScreen OptionList { height: 1fr; min-height: 4; max-height: 16; margin: 1 0; }
+    CountryScreen .buttons { margin: 1 0 0 0; }
     """
 
     def compose(self) -> ComposeResult:
