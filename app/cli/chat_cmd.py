@@ -30,6 +30,8 @@ from app.conversation.events import (
 )
 from app.llm import EngineState
 from app.runtime import NoModelSelected, quiet_terminal, selected_model_spec, start_engine
+from app.safety.resources import format_resources
+from app.safety.safety_plan import plan_plain
 
 HELP = "Type a message and press Enter. /new starts a new session, /sos shows help right " \
        "now, /quit leaves. Ctrl-C stops a reply."
@@ -59,13 +61,14 @@ def _plain(markdown: str) -> str:
 
 
 def _show_event(event) -> None:
-    if isinstance(event, (Crisis, FollowUp, CheckIn)):
+    if isinstance(event, (Crisis, FollowUp)):
+        # the numbers first, then the person's own safety plan, then Haven's words
+        _say("\n" + format_resources(event.resources, event.kind))
+        if event.plan is not None:
+            _say("\n" + plan_plain(event.plan))
+        _say("\n" + _plain(event.words))
+    elif isinstance(event, CheckIn):
         _say("\n" + _plain(event.text))
-        plan = getattr(event, "plan", None)
-        if plan is not None:
-            from app.safety.safety_plan import plan_plain
-
-            _say("\n" + plan_plain(plan))
     elif isinstance(event, ScreenerQuestion):
         _say("\n" + event.text)
         _say("(answer yes, no or not sure, or in your own words)")

@@ -73,7 +73,7 @@ CRISIS_TEXTS: dict[Situation, str] = {
     "others": "safety/crisis_others.md",
 }
 # How Haven names its own keys in the texts it writes; the TUI passes its keys instead.
-LINE_MODE_KEYS = {"sos": "/sos (or `haven sos`)", "new_session": "/new"}
+LINE_MODE_KEYS = {"sos": "type /sos", "new_session": "/new"}
 
 
 class MessageTooLong(ValueError):
@@ -292,7 +292,8 @@ class Companion:
         text, words = self._words("safety/crisis_followup.md",
                                   services=services_markdown(found, kind), **self.keys)
         self.journal.add_message(session.id, "system", text, risk_level="crisis")
-        return FollowUp(text=text, resources=found, words=words, plan=self.safety_plan())
+        return FollowUp(text=text, resources=found, words=words, plan=self.safety_plan(),
+                        kind=kind)
 
     def _start_screener(self, session: Session, risk: RiskAssessment,
                         rounds: int) -> Iterator[Event]:

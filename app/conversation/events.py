@@ -44,6 +44,7 @@ class FollowUp:
     resources: CountryResources
     words: str = ""
     plan: SafetyPlan | None = None
+    kind: Situation = "self"
 
 
 @dataclass(frozen=True)

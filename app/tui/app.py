@@ -55,7 +55,7 @@ class HavenApp(App):
         Binding("f12", "sos", "SOS", priority=True, show=False),
     ]
     # How Haven names its keys in what it writes into the conversation.
-    KEYS = {"sos": "Ctrl+O (SOS)", "new_session": "Ctrl+N"}
+    KEYS = {"sos": "press Ctrl+O (SOS)", "new_session": "Ctrl+N"}
 
     def __init__(self, paths: DataPaths, settings: Settings,
                  engine_factory: EngineFactory = real_engine) -> None:

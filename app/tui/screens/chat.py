@@ -235,16 +235,12 @@ class ChatScreen(Screen):
         status = self.query_one(StatusLine)
         if isinstance(event, UserSaved):
             await log.mount(self._view(event.message))
-        elif isinstance(event, Crisis):
+        elif isinstance(event, (Crisis, FollowUp)):
+            # the services are written into the conversation; the panel puts them first
             await log.mount(ChatMessage("system", event.text, risk="crisis"))
             self.show_answers(False)
             self.query_one(CrisisPanel).show("crisis", event.words, event.resources,
                                              kind=event.kind, plan=event.plan)
-        elif isinstance(event, FollowUp):
-            await log.mount(ChatMessage("system", event.text, risk="crisis"))
-            self.show_answers(False)
-            self.query_one(CrisisPanel).show("crisis", event.words, event.resources,
-                                             plan=event.plan)
         elif isinstance(event, CheckIn):
             # the services are in the message; the conversation keeps room for the questions
             await log.mount(ChatMessage("system", event.text, risk="elevated"))
