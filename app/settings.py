@@ -39,6 +39,7 @@ class Settings(BaseModel):
     threads: int = Field(default_factory=physical_cores, ge=1, le=256)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     country: str = Field("international", description="ISO code for crisis resources")
+    country_confirmed: bool = Field(False, description="the person chose it (first-run set-up)")
     theme: str = "textual-dark"
     notice_acknowledged: bool = False
 

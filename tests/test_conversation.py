@@ -11,7 +11,17 @@ import pytest
 
 from app.cbt import Distortion
 from app.conversation.companion import Companion, MessageTooLong
-from app.conversation.events import CheckIn, Crisis, NoModel, ReplyDone, ReplyReplaced, Token, UserSaved
+from app.conversation.events import (
+    CheckIn,
+    Crisis,
+    FollowUp,
+    NoModel,
+    ReplyDone,
+    ReplyReplaced,
+    ScreenerQuestion,
+    Token,
+    UserSaved,
+)
 from app.conversation.flow import FlowError, Mode, SessionFlow, Step
 from app.conversation.prompts import PromptError, PromptLibrary, prompt_library
 from app.conversation.thought_records import DraftRecord, draft_schema, to_thought_record
@@ -123,7 +133,12 @@ def test_crisis_never_calls_the_model_and_shows_resources_for_the_country(journa
     assert any("Samaritans" in s.name for s in crisis.resources.services)
     user = next(e for e in events if isinstance(e, UserSaved)).message
     assert user.risk_level == "crisis"
-    # later turns do not show the model the crisis message either
+    # the session stays with Haven: a later message gets a follow-up, not the model
+    later = talk(companion, "thank you")
+    assert engine.requests == [] and any(isinstance(e, FollowUp) for e in later)
+    # a new session talks with the model again, and never shows it the crisis message
+    companion.end_session()
+    companion.start_session()
     talk(companion, "thank you")
     assert all("kill myself" not in t.content for t in engine.requests[0].turns)
 
@@ -133,13 +148,13 @@ def test_crisis_never_calls_the_model_and_shows_resources_for_the_country(journa
     assert "988" in us_crisis.resources.services[0].how and us_engine.requests == []
 
 
-def test_elevated_adds_a_check_in_and_the_model_still_replies(journal):
+def test_elevated_adds_a_check_in_and_asks_directly(journal):
     companion, engine = make(journal)
     companion.start_session()
     events = talk(companion, "I feel so hopeless lately")
     assert isinstance(events[1], CheckIn)
     assert events[1].resources.services
-    assert len(engine.requests) == 1 and isinstance(events[-1], ReplyDone)
+    assert isinstance(events[-1], ScreenerQuestion) and engine.requests == []
     assert events[0].message.risk_level == "elevated"
 
 

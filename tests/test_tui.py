@@ -125,19 +125,25 @@ async def test_a_streamed_reply_and_user_text_is_never_markup(tmp_path):
 
 
 async def test_escape_cancels_a_reply(tmp_path):
-    engine = ScriptedEngine(replies=["word " * 400], delay=0.05)
+    story = "Once there was a word. " * 200
+    engine = ScriptedEngine(replies=[story], delay=0.05)
     app, _ = make_app(tmp_path / "home", engine=engine)
     async with app.run_test() as pilot:
         await unlock(pilot)
         await type_text(pilot, "tell me a story")
         await pilot.press("enter")
-        await pilot.pause(0.3)
+        for _ in range(200):  # until the first (checked, whole) sentence is on screen
+            await pilot.pause(0.02)
+            replies = [v for v in app.screen.query(ChatMessage) if v.role == "assistant"]
+            if replies and replies[-1].content:
+                break
         assert app.screen.replying
         await type_text(pilot, "typing while it replies")  # input is not blocked
         await pilot.press("escape")
         await wait_idle(pilot, app.screen)
         last = app.journal.messages(app.companion.session.id)[-1]
-        assert last.status == "cancelled" and 0 < len(last.content) < len("word " * 400)
+        assert last.status == "cancelled" and 0 < len(last.content) < len(story)
+        assert last.content == replies[-1].content  # exactly what was shown
         assert app.screen.query_one("#box").text == "typing while it replies"
 
 

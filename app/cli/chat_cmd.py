@@ -1,4 +1,11 @@
-"""``haven chat``: a plain line-mode conversation, for scripts and screen readers."""
+"""``haven chat``: a plain line-mode conversation, for scripts and screen readers.
+
+It runs with or without a model: every message is saved and passes the same risk check
+as in the app, and crisis help is shown either way; without a model Haven says it cannot
+reply. Haven's direct safety questions are answered by typing yes, no or not sure (or in
+your own words); /sos prints the crisis services, your safety plan and a grounding
+exercise.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +17,25 @@ from pathlib import Path
 
 from app.cli.common import CliError, Context, open_journal
 from app.conversation.companion import Companion, MessageTooLong
-from app.conversation.events import CheckIn, Crisis, NoModel, ReplyDone, ReplyReplaced, Token
+from app.conversation.events import (
+    CheckIn,
+    Crisis,
+    FollowUp,
+    NoModel,
+    ReplyDone,
+    ReplyReplaced,
+    ScreenerOver,
+    ScreenerQuestion,
+    Token,
+)
 from app.llm import EngineState
 from app.runtime import NoModelSelected, quiet_terminal, selected_model_spec, start_engine
 from app.safety.resources import format_resources
+from app.safety.safety_plan import plan_plain
 from app.text import terminal_safe
 
-HELP = "Type a message and press Enter. /new starts a new session, /quit leaves. " \
-       "Ctrl-C stops a reply."
+HELP = "Type a message and press Enter. /new starts a new session, /sos shows help right " \
+       "now, /quit leaves. Ctrl-C stops a reply."
 
 
 def register(sub) -> None:
@@ -34,17 +52,35 @@ def _say(text: str = "", end: str = "\n") -> None:
     sys.stdout.flush()
 
 
+def _plain(markdown: str) -> str:
+    """Haven's own Markdown texts, readable as plain lines."""
+    out = []
+    for line in markdown.splitlines():
+        line = line.replace("**", "")
+        out.append("  • " + line[2:] if line.startswith("- ") else line)
+    return "\n".join(out)
+
+
 def _show_event(event) -> None:
-    if isinstance(event, (Crisis, CheckIn)):
+    if isinstance(event, (Crisis, FollowUp)):
+        # the numbers first, then the person's own safety plan, then Haven's words
+        _say("\n" + format_resources(event.resources, event.kind))
+        if event.plan is not None:
+            _say("\n" + plan_plain(event.plan))
+        _say("\n" + _plain(event.words))
+    elif isinstance(event, CheckIn):
+        _say("\n" + _plain(event.text))
+    elif isinstance(event, ScreenerQuestion):
         _say("\n" + event.text)
-        _say(format_resources(event.resources))
+        _say("(answer yes, no or not sure, or in your own words)")
+    elif isinstance(event, ScreenerOver):
+        _say("\n" + _plain(event.text))
     elif isinstance(event, NoModel):
         _say(event.text)
     elif isinstance(event, Token):
         _say(event.text, end="")
     elif isinstance(event, ReplyReplaced):
-        _say("\n[The reply was withheld by Haven's safety check.]\n" + event.text)
-        _say(format_resources(event.resources))
+        _say("\n[The reply was withheld by Haven's safety check.]\n" + _plain(event.text))
     elif isinstance(event, ReplyDone):
         if event.status == "cancelled":
             _say(" [stopped]")
@@ -58,22 +94,27 @@ def cmd_chat(args: argparse.Namespace) -> int:
     ctx = Context()
     quiet_terminal(ctx.paths)
     interactive = sys.stdin.isatty()
+    if args.model is not None and not args.model.is_file():
+        raise CliError(f"no such model file: {args.model}")
     try:
         spec = selected_model_spec(ctx.paths, ctx.settings, args.model, args.chat_format)
     except NoModelSelected as exc:
-        raise CliError(str(exc)) from exc
-    if args.model is not None and not args.model.is_file():
-        raise CliError(f"no such model file: {args.model}")
+        spec, no_model = None, str(exc)
     journal = open_journal(ctx)
-    engine = start_engine(spec)
+    engine = start_engine(spec) if spec is not None else None
     companion = Companion(journal=journal, engine=engine, settings=ctx.settings)
     try:
         opening = companion.start_session()
         if interactive:
             _say(f"Haven — {HELP}")
             _say("Haven is a self-help tool, not a therapist. In an emergency, call your local "
-                 "emergency number.")
-            _say(f"(loading {spec.name} in the background…)")
+                 "emergency number. /sos shows crisis services for your country.")
+            if spec is not None:
+                _say(f"(loading {spec.name} in the background…)")
+        if spec is None:
+            # still a safe place to write: saved, risk-checked, crisis help shown
+            _say(f"(The model is not available, so Haven cannot reply: {no_model}. Your "
+                 "messages are still saved and checked, and help is shown if you need it.)")
         _say(opening.text)
         for line in _lines(interactive):
             text = line.rstrip("\n")
@@ -82,6 +123,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 break
             if command == "/help":
                 _say(HELP)
+                continue
+            if command == "/sos":
+                from app.cli.sos_cmd import print_sos
+
+                print_sos(ctx.settings.country, journal.safety_plan())
                 continue
             if command == "/new":
                 companion.end_session()
@@ -94,7 +140,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
         return 0
     finally:
         companion.end_session()
-        engine.close()
+        if engine is not None:
+            engine.close()
         journal.close()
 
 
@@ -113,7 +160,7 @@ def _lines(interactive: bool):
 
 
 def _wait_for_model(engine, interactive: bool) -> None:
-    if engine.state is EngineState.LOADING:
+    if engine is not None and engine.state is EngineState.LOADING:
         if interactive:
             _say("(waiting for the model to finish loading…)")
         while engine.state is EngineState.LOADING:

@@ -4,11 +4,21 @@ The UI (Textual app, line-mode chat) calls only this. Every user message is comm
 to the journal and passes the risk check *before* the model sees it; on a crisis the
 model is never asked. Replies stream through the reply check, are committed as
 ``partial`` while they stream, and completed (or marked cancelled) at the end.
+
+Safety across a session (see :meth:`Companion.send`): each message is judged alone and
+with the person's earlier messages in the session. A crisis, from either, shows the crisis
+response; once a session has reached crisis, Haven (not the model) answers every later
+message in it with a short follow-up that keeps the services in view, until the person
+starts a new session. Softer signs start Haven's direct questions (the C-SSRS screener in
+``prompts/safety/screener.toml``). All of this is derived from the journal, so it holds
+when a session is reopened.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import string
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,10 +28,13 @@ from app.conversation.events import (
     CheckIn,
     Crisis,
     Event,
+    FollowUp,
     NoModel,
     ReplyDone,
     ReplyReplaced,
     ReplyStarted,
+    ScreenerOver,
+    ScreenerQuestion,
     Token,
     UserSaved,
 )
@@ -29,11 +42,23 @@ from app.conversation.flow import FlowError, Mode, SessionFlow, Step
 from app.conversation.prompts import PromptLibrary, prompt_library
 from app.conversation.thought_records import draft_thought_record
 from app.llm import ChatRequest, Engine, GenerationParams, Turn
-from app.safety import RiskAssessment, assess_risk, resources_for
+from app.safety import RiskAssessment, assess_conversation, assess_risk, resources_for
 from app.safety.output_check import ReplyGuard
+from app.safety.resources import Situation, services_markdown, situation
+from app.safety.rules import LEVELS
+from app.safety.screener import CHOICES, LABELS, Question, screener
 from app.settings import Settings
 from app.store import Journal
-from app.store.records import EmotionRating, Message, MoodEntry, Session, ThoughtRecord, now_utc
+from app.store.records import (
+    EmotionRating,
+    Message,
+    MoodEntry,
+    SafetyPlan,
+    ScreenerAnswer,
+    Session,
+    ThoughtRecord,
+    now_utc,
+)
 
 log = logging.getLogger("haven.companion")
 
@@ -41,8 +66,45 @@ SAVE_EVERY_SECONDS = 0.75
 MAX_MESSAGE_CHARS = 200_000  # a paste larger than this is refused (nothing is lost: it stays in the box)
 
 
+CRISIS_TEXTS: dict[Situation, str] = {
+    "self": "safety/crisis.md",
+    "medical": "safety/crisis_medical.md",
+    "danger": "safety/crisis_danger.md",
+    "others": "safety/crisis_others.md",
+}
+# How Haven names its own keys in the texts it writes; the TUI passes its keys instead.
+LINE_MODE_KEYS = {"sos": "type /sos", "new_session": "/new"}
+
+
 class MessageTooLong(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class SafetyState:
+    """What the journal says about safety in one session (derived, never kept apart)."""
+
+    crisis: bool  # the session has reached crisis
+    history: list[str]  # the person's own messages, oldest first (not bare Yes/No answers)
+    answers: list[ScreenerAnswer]
+    open: ScreenerAnswer | None  # Haven's question waiting for an answer
+
+    @property
+    def rounds(self) -> int:
+        return max((a.round for a in self.answers), default=0)
+
+
+def _higher(a: RiskAssessment, b: RiskAssessment) -> RiskAssessment:
+    return b if LEVELS.index(b.level) > LEVELS.index(a.level) else a
+
+
+def _bare_answer(text: str) -> bool:
+    return text.strip().lower() in {label.lower() for label in LABELS.values()}
+
+
+def _fill(text: str, **values: str) -> str:
+    filled = string.Template(text).safe_substitute(**values)
+    return re.sub(r"\n{3,}", "\n\n", filled).strip()
 
 
 @dataclass
@@ -60,6 +122,7 @@ class Companion:
     prompts: PromptLibrary = field(default_factory=prompt_library)
     session: Session | None = None
     flow: SessionFlow = field(default_factory=SessionFlow)
+    keys: dict[str, str] = field(default_factory=lambda: dict(LINE_MODE_KEYS))
     _stream: object | None = None
 
     # ---- sessions ----------------------------------------------------------------------
@@ -120,11 +183,19 @@ class Companion:
 
     # ---- talking -----------------------------------------------------------------------
 
-    def send(self, text: str) -> Iterator[Event]:
+    def send(self, text: str, answer: str | None = None) -> Iterator[Event]:
         """Handle one user message; yield what the UI should show, as it happens.
 
         Runs synchronously (the TUI calls it from a worker thread). The user's message is
-        committed before anything else happens.
+        committed before anything else happens. ``answer`` is a button's answer (yes, no,
+        not_sure) to Haven's open question; typed text is read as an answer too.
+
+        In order: a crisis in this message, in the session so far, or in an answer to
+        Haven's questions shows the crisis response (words that fit it: an overdose gets
+        an ambulance and a poison line); a message in a session that has already reached
+        crisis gets Haven's follow-up; an answer to an open question gets the next
+        question; softer signs start the questions; otherwise the model replies. The model
+        is never asked in a crisis, and never again in that session.
         """
         if not text.strip():
             return
@@ -134,17 +205,149 @@ class Companion:
                 f"{MAX_MESSAGE_CHARS:,} at a time — try splitting it"
             )
         session = self._require_session()
-        risk = assess_risk(text)
+        state = self.safety_state(session)
+        own = assess_risk(text)
+        risk = _higher(own, assess_conversation([*state.history, text]))
+        open_q = None if state.crisis else state.open
+        choice = None
+        if open_q is not None:
+            choice = answer if answer in CHOICES else screener().read(text)
+        answer_crisis = choice in CHOICES and open_q is not None and screener().is_crisis(
+            open_q.question, choice)
+        level = "crisis" if (state.crisis or answer_crisis) else risk.level
+        if level != risk.level:
+            risk = RiskAssessment(level=level, categories=risk.categories, evidence=risk.evidence)
         self.flow.user_message()
-        saved = self.journal.add_message(session.id, "user", text, risk_level=risk.level)
+        saved = self.journal.add_message(session.id, "user", text, risk_level=level)
+        if open_q is not None:
+            self.journal.answer_screener(open_q.id, choice or "unclear", saved.id)
         yield UserSaved(saved, risk)
 
-        if risk.level == "crisis":
+        if own.level == "crisis":  # words that fit this message, even later in a crisis session
+            yield self._crisis_response(session, own)
+            return
+        if level == "crisis" and not state.crisis:
             yield self._crisis_response(session, risk)
             return
-        if risk.level == "elevated":
-            yield self._check_in(session, risk)
+        if state.crisis:
+            yield self._follow_up(session, risk)
+            return
+        if open_q is not None:
+            yield from self._screener_answered(session, open_q, choice, state, own)
+            return
+        if own.level == "elevated" or (risk.level == "elevated" and state.rounds == 0):
+            yield from self._start_screener(session, risk, state.rounds)
+            return
+        yield from self._reply_or_wait(session)
 
+    def answer_question(self, choice: str) -> Iterator[Event]:
+        """A button answer (yes, no, not_sure) to Haven's open question."""
+        if choice not in CHOICES:
+            raise ValueError(f"unknown answer {choice!r}")
+        yield from self.send(LABELS[choice], answer=choice)
+
+    # ---- safety across the session ---------------------------------------------------------
+
+    def safety_state(self, session: Session | None = None) -> SafetyState:
+        session = session or self.session
+        if session is None:
+            return SafetyState(crisis=False, history=[], answers=[], open=None)
+        messages = self.journal.messages(session.id)
+        answers = self.journal.screener_answers(session.id)
+        answered_by = {a.message_id for a in answers if a.message_id}
+        history = [m.content for m in messages if m.role == "user"
+                   and not (m.id in answered_by and _bare_answer(m.content))]
+        crisis = any(m.risk_level == "crisis" for m in messages)
+        open_q = answers[-1] if answers and answers[-1].answer is None else None
+        return SafetyState(crisis=crisis, history=history, answers=answers, open=open_q)
+
+    def pending_question(self) -> Question | None:
+        """Haven's question waiting for an answer in this session, if any."""
+        state = self.safety_state()
+        if state.crisis or state.open is None:
+            return None
+        return screener().question(state.open.question)
+
+    def safety_plan(self) -> SafetyPlan | None:
+        plan = self.journal.safety_plan()
+        return None if plan is None or plan.is_empty else plan
+
+    def _words(self, template: str, **values: str) -> tuple[str, str]:
+        """(the text with the services, the same words without them)."""
+        return (_fill(self.prompts.render(template, **values)),
+                _fill(self.prompts.render(template, **{**values, "services": ""})))
+
+    def _crisis_response(self, session: Session, risk: RiskAssessment) -> Crisis:
+        kind = situation(risk.categories)
+        found = resources_for(self.settings.country, risk.categories, kind)
+        text, words = self._words(CRISIS_TEXTS[kind], emergency=found.emergency,
+                                  services=services_markdown(found, kind))
+        self.journal.add_message(session.id, "system", text, risk_level="crisis")
+        return Crisis(text=text, resources=found, assessment=risk, kind=kind, words=words,
+                      plan=self.safety_plan())
+
+    def _follow_up(self, session: Session, risk: RiskAssessment) -> FollowUp:
+        kind = situation(risk.categories)
+        found = resources_for(self.settings.country, risk.categories, kind)
+        text, words = self._words("safety/crisis_followup.md",
+                                  services=services_markdown(found, kind), **self.keys)
+        self.journal.add_message(session.id, "system", text, risk_level="crisis")
+        return FollowUp(text=text, resources=found, words=words, plan=self.safety_plan(),
+                        kind=kind)
+
+    def _start_screener(self, session: Session, risk: RiskAssessment,
+                        rounds: int) -> Iterator[Event]:
+        questions = screener()
+        if rounds == 0:
+            found = resources_for(self.settings.country, risk.categories)
+            text, words = self._words("safety/elevated.md", services=services_markdown(found))
+            self.journal.add_message(session.id, "system", text, risk_level="elevated")
+            yield CheckIn(text=text, resources=found, assessment=risk, words=words)
+        intro = questions.intro if rounds == 0 else questions.intro_again
+        yield self._ask(session, questions.first, rounds + 1, intro)
+
+    def _ask(self, session: Session, question: Question, round: int,
+             before: str = "") -> ScreenerQuestion:
+        text = f"{before}\n\n{question.text}" if before else question.text
+        message = self.journal.add_message(session.id, "system", text, risk_level="elevated")
+        self.journal.ask_screener(session.id, question.id, round)
+        return ScreenerQuestion(question=question.id, text=text, message=message, round=round)
+
+    def _screener_answered(self, session: Session, asked: ScreenerAnswer, choice: str | None,
+                           state: SafetyState, own: RiskAssessment) -> Iterator[Event]:
+        questions = screener()
+        question = questions.question(asked.question)
+        if choice in CHOICES:
+            after = questions.next(question.id, "yes" if choice == "not_sure" else choice)
+            if after is not None:
+                yield self._ask(session, after, asked.round)
+                return
+            yield self._screener_done(session, asked.round)
+            return
+        # declined ("you misunderstood") or unclear: ask once more while signs are still
+        # there or it was only unclear; otherwise pause (asked again if signs come back)
+        unclear_before = any(a.round == asked.round and a.question == asked.question
+                             and a.answer == "unclear" for a in state.answers)
+        if own.level != "none" or (choice is None and not unclear_before):
+            yield self._ask(session, question, asked.round, questions.unclear)
+            return
+        text = _fill(questions.paused, **self.keys)
+        self.journal.add_message(session.id, "system", text, risk_level="elevated")
+        yield ScreenerOver(text=text, outcome="paused")
+        yield from self._reply_or_wait(session)
+
+    def _screener_done(self, session: Session, round: int) -> ScreenerOver:
+        questions = screener()
+        answers = [a for a in self.journal.screener_answers(session.id) if a.round == round]
+        some_yes = any(a.answer in ("yes", "not_sure") for a in answers)
+        found = resources_for(self.settings.country)
+        template = questions.done_some_yes if some_yes else questions.done_all_no
+        text = _fill(template, services=services_markdown(found), **self.keys)
+        self.journal.add_message(session.id, "system", text,
+                                 risk_level="elevated" if some_yes else "none")
+        return ScreenerOver(text=text, outcome="done", resources=found if some_yes else None)
+
+    def _reply_or_wait(self, session: Session) -> Iterator[Event]:
         if self.engine is None or not self.engine.ready:
             state = "is still loading" if self.engine and self.engine.state.name == "LOADING" else (
                 "is not set up yet" if not (self.engine and self.engine.error) else
@@ -153,18 +356,6 @@ class Companion:
                           "cannot reply right now.")
             return
         yield from self._reply(session)
-
-    def _crisis_response(self, session: Session, risk: RiskAssessment) -> Crisis:
-        found = resources_for(self.settings.country, risk.categories)
-        text = self.prompts.render("safety/crisis.md", emergency=found.emergency)
-        self.journal.add_message(session.id, "system", text, risk_level="crisis")
-        return Crisis(text=text, resources=found, assessment=risk)
-
-    def _check_in(self, session: Session, risk: RiskAssessment) -> CheckIn:
-        found = resources_for(self.settings.country, risk.categories)
-        text = self.prompts.render("safety/elevated.md")
-        self.journal.add_message(session.id, "system", text, risk_level="elevated")
-        return CheckIn(text=text, resources=found, assessment=risk)
 
     def system_prompt(self) -> str:
         parts = [self.prompts.render("companion.md")]
@@ -192,9 +383,12 @@ class Companion:
             ids = [m.id for m in messages]
             if session.folded_until in ids:
                 messages = messages[ids.index(session.folded_until) + 1 :]
+        answers = {a.message_id for a in self.journal.screener_answers(session.id)
+                   if a.answer in CHOICES}
         usable = [
             m for m in messages
             if m.role in ("user", "assistant") and m.content.strip() and m.risk_level != "crisis"
+            and m.id not in answers
         ]
         turns: list[Turn] = []
         owners: list[Message] = []
@@ -233,7 +427,6 @@ class Companion:
         stream = self.engine.chat(request)
         self._stream = stream
         guard = ReplyGuard()
-        shown = ""
         last_save = time.monotonic()
         try:
             for chunk in stream:
@@ -242,10 +435,10 @@ class Companion:
                     stream.cancel()
                     break
                 if new:
-                    shown += new
                     yield Token(new)
                     if time.monotonic() - last_save > SAVE_EVERY_SECONDS:
-                        self.journal.update_message(reply_msg.id, shown, "partial")
+                        # only released text is ever stored: it has passed the reply check
+                        self.journal.update_message(reply_msg.id, guard.released, "partial")
                         last_save = time.monotonic()
             if guard.tripped:
                 for _ in stream:  # drain what was generated before the cancel took effect
@@ -254,18 +447,25 @@ class Companion:
             self._stream = None
         result = stream.wait()
         if not guard.tripped:
-            rest = guard.finish()
+            # a stopped or failed reply keeps only whole sentences that passed the check
+            rest = guard.finish(complete=result.status == "complete")
             if rest:
-                shown += rest
                 yield Token(rest)
         if guard.tripped:
             found = resources_for(self.settings.country)
-            safe = self.prompts.render("safety/unsafe_reply.md", emergency=found.emergency)
+            if guard.tripped.only_identity:
+                kind, safe = "identity", _fill(self.prompts.render("safety/unsafe_reply_identity.md"))
+            else:
+                kind, safe = "harm", _fill(self.prompts.render(
+                    "safety/unsafe_reply.md", emergency=found.emergency,
+                    services=services_markdown(found)))
             self.journal.update_message(reply_msg.id, safe, "complete")
             log.warning("a model reply was replaced (%s)", ", ".join(guard.tripped.categories))
-            yield ReplyReplaced(text=safe, resources=found, categories=guard.tripped.categories)
+            yield ReplyReplaced(text=safe, resources=found, categories=guard.tripped.categories,
+                                kind=kind)
             yield ReplyDone(self._reload(reply_msg.id), "replaced")
             return
+        shown = guard.released
         status = {"complete": "complete", "cancelled": "cancelled"}.get(result.status, "cancelled")
         if result.status == "error" and not shown:
             self.journal.update_message(reply_msg.id, "", "cancelled")

@@ -33,9 +33,15 @@ REQUIRED: dict[str, frozenset[str]] = {
     "techniques/behavioural_activation.md": frozenset(),
     "techniques/closing_summary.md": frozenset(),
     "techniques/between_session.md": frozenset(),
-    "safety/crisis.md": frozenset({"emergency"}),
-    "safety/elevated.md": frozenset(),
-    "safety/unsafe_reply.md": frozenset({"emergency"}),
+    "safety/crisis.md": frozenset({"emergency", "services"}),
+    "safety/crisis_medical.md": frozenset({"emergency", "services"}),
+    "safety/crisis_danger.md": frozenset({"emergency", "services"}),
+    "safety/crisis_others.md": frozenset({"emergency", "services"}),
+    "safety/crisis_followup.md": frozenset({"services", "sos", "new_session"}),
+    "safety/elevated.md": frozenset({"services"}),
+    "safety/unsafe_reply.md": frozenset({"emergency", "services"}),
+    "safety/unsafe_reply_identity.md": frozenset(),
+    "safety/grounding.md": frozenset(),
     "safety/notice.md": frozenset({"data_dir"}),
 }
 

@@ -17,12 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app import __version__
 from app.cbt import Distortion
+from app.safety.safety_plan import plan_markdown
 from app.store import Journal
 from app.store.records import (
     EmotionRating,
     Message,
     MoodEntry,
     Note,
+    SafetyPlan,
+    ScreenerAnswer,
     Session,
     ThoughtRecord,
     Timestamp,
@@ -30,17 +33,19 @@ from app.store.records import (
 )
 from app.text import MAX_TEXT_CHARS
 
-SCHEMA_VERSION = 1
+# 2: adds safety_plan and screener_answers (a version 1 export still imports: it has neither)
+SCHEMA_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 FENCE_OPEN = "```json haven-export"
 Format = Literal["markdown", "json", "both"]
 
 
 class ExportDocument(BaseModel):
-    """A Haven journal export (schema version 1)."""
+    """A Haven journal export (schema version 2; version 1 is read too)."""
 
     model_config = ConfigDict(extra="forbid", title="Haven journal export")
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1, 2] = SCHEMA_VERSION
     app: Literal["haven"] = "haven"
     app_version: str = __version__
     exported_at: Timestamp = Field(default_factory=now_utc)
@@ -51,11 +56,20 @@ class ExportDocument(BaseModel):
     mood_entries: list[MoodEntry] = []
     thought_records: list[ThoughtRecord] = []
     notes: list[Note] = []
+    safety_plan: SafetyPlan | None = Field(
+        None, description="the person's safety plan (always included, whatever the dates)")
+    screener_answers: list[ScreenerAnswer] = Field(
+        [], description="answers to Haven's direct safety questions, in the exported sessions")
 
     @property
     def counts(self) -> dict[str, int]:
-        return {k: len(getattr(self, k)) for k in
-                ("sessions", "messages", "mood_entries", "thought_records", "notes")}
+        counts = {k: len(getattr(self, k)) for k in
+                  ("sessions", "messages", "mood_entries", "thought_records", "notes")}
+        if self.safety_plan is not None:
+            counts["safety_plan"] = 1
+        if self.screener_answers:
+            counts["screener_answers"] = len(self.screener_answers)
+        return counts
 
 
 def collect(journal: Journal, since: datetime | None, until: datetime | None) -> ExportDocument:
@@ -69,6 +83,8 @@ def collect(journal: Journal, since: datetime | None, until: datetime | None) ->
         mood_entries=journal.moods(since, until),
         thought_records=sorted(journal.thought_records(since, until), key=lambda t: t.created),
         notes=sorted(journal.notes(since, until), key=lambda n: n.created),
+        safety_plan=journal.safety_plan(),
+        screener_answers=[a for s in sessions for a in journal.screener_answers(s.id)],
     )
 
 
@@ -119,7 +135,7 @@ def parse(plaintext: bytes) -> ExportDocument:
     except ValueError as exc:
         raise NotAnExport("the export's JSON is damaged") from exc
     version = data.get("schema_version") if isinstance(data, dict) else None
-    if type(version) is not int or version != SCHEMA_VERSION:  # true == 1 in Python: not here
+    if type(version) is not int or version not in SUPPORTED_VERSIONS:  # true == 1 in Python: not here
         raise NotAnExport(f"unsupported export schema version {version!r}; update Haven"
                           if isinstance(version, int) and not isinstance(version, bool) else
                           "this is not a Haven export (no usable schema_version)")
@@ -151,12 +167,18 @@ _LONG_FIELDS = {
     "thought_records": ("situation", "evidence_for", "evidence_against", "balanced_thought"),
     "notes": ("body",),
 }
+_PLAN_FIELDS = ("warning_signs", "coping", "distractions", "helpers", "professionals", "environment")
 
 
 def _check_lengths(doc: ExportDocument) -> None:
     """No single piece of text longer than a person can send in one message."""
-    for kind, fields in _LONG_FIELDS.items():
-        for index, record in enumerate(getattr(doc, kind)):
+    records = {kind: getattr(doc, kind) for kind in _LONG_FIELDS}
+    fields_of = dict(_LONG_FIELDS)
+    if doc.safety_plan is not None:
+        records["safety_plan"] = [doc.safety_plan]
+        fields_of["safety_plan"] = _PLAN_FIELDS
+    for kind, fields in fields_of.items():
+        for index, record in enumerate(records[kind]):
             values = [(name, getattr(record, name) or "") for name in fields]
             values += [(f"automatic_thoughts.{n}", t.text)
                        for n, t in enumerate(getattr(record, "automatic_thoughts", []))]
@@ -256,6 +278,9 @@ def to_markdown(doc: ExportDocument) -> str:
         "> Private: personal reflections written with Haven, a self-help tool (not therapy).",
         "",
     ]
+    plan = plan_markdown(doc.safety_plan)
+    if plan:
+        lines += [plan, "*Written by you in Haven; kept encrypted in your journal.*", ""]
     by_session: dict[str, list[Message]] = {}
     for m in doc.messages:
         by_session.setdefault(m.session_id, []).append(m)

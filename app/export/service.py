@@ -15,7 +15,7 @@ from app.export.document import ExportDocument, Format, collect, parse, render
 from app.paths import DataPaths
 from app.store import Journal, JournalError
 from app.store.connection import DatabaseError
-from app.store.records import Message, MoodEntry, Note, Session, ThoughtRecord
+from app.store.records import Message, MoodEntry, Note, ScreenerAnswer, Session, ThoughtRecord
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class ImportProblem(JournalError):
     """The export cannot be imported; nothing was written. One clear line."""
 
 
-KINDS = ("sessions", "messages", "mood_entries", "thought_records", "notes")
+KINDS = ("sessions", "messages", "mood_entries", "thought_records", "notes", "screener_answers")
 ImportProgress = Callable[[int, int], None]
 
 # Each batch is its own short transaction, so the app (or another command) writing at the
@@ -79,6 +79,7 @@ def plan_import(journal: Journal, doc: ExportDocument) -> tuple[list[BaseModel],
     whose session is in neither keeps its words and loses only the link; a record that
     appears twice in the file is imported once (and counted)."""
     session_ids = {s.id for s in doc.sessions}
+    message_ids = {m.id for m in doc.messages}
     orphans = [m for m in doc.messages
                if m.session_id not in session_ids and not journal.has(Session, m.session_id)]
     if orphans:
@@ -96,6 +97,13 @@ def plan_import(journal: Journal, doc: ExportDocument) -> tuple[list[BaseModel],
                 continue
             seen.add(key)
             session_id = getattr(record, "session_id", None)
+            if kind == "screener_answers" and session_id not in session_ids and not journal.has(
+                    Session, session_id):
+                unlinked += 1  # an answer means nothing without its session
+                continue
+            if kind == "screener_answers" and record.message_id and record.message_id not in message_ids \
+                    and not journal.has(Message, record.message_id):
+                record = record.model_copy(update={"message_id": None})
             if (kind in ("mood_entries", "thought_records") and session_id is not None
                     and session_id not in session_ids and not journal.has(Session, session_id)):
                 record = record.model_copy(update={"session_id": None})
@@ -144,6 +152,12 @@ def import_document(journal: Journal, doc: ExportDocument,
         if not committed:
             raise
         raise ImportProblem(_stopped(committed, str(exc))) from exc
+    if doc.safety_plan is not None:
+        # a journal keeps one safety plan: an imported one never replaces one written here
+        if journal.safety_plan() is None and journal.insert_if_new(doc.safety_plan):
+            added["safety_plan"] = 1
+        else:
+            skipped["safety_plan"] = 1
     return ImportResult(added=added, already_there=skipped, repeated=repeated, unlinked=unlinked)
 
 
@@ -156,7 +170,7 @@ def _stopped(done: int, why: str) -> str:
 
 _KIND_TABLE: dict[str, type[BaseModel]] = {
     "sessions": Session, "messages": Message, "mood_entries": MoodEntry,
-    "thought_records": ThoughtRecord, "notes": Note,
+    "thought_records": ThoughtRecord, "notes": Note, "screener_answers": ScreenerAnswer,
 }
 
 

@@ -1,9 +1,18 @@
-"""Crisis resources by country, from ``prompts/safety/resources.toml``."""
+"""Crisis resources by country, from ``prompts/safety/resources.toml``.
+
+A crisis is one of a few *situations* (:func:`situation`): the person's own safety, an
+overdose or medical emergency, danger from someone else, or a risk of hurting someone.
+Each gets its own words and the services that fit it first (a poison line after an
+overdose, an abuse line when someone is in danger at home).
+"""
 
 from __future__ import annotations
 
+import re
 import tomllib
+from collections.abc import Iterable
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -11,6 +20,8 @@ from app import resources
 from app.safety.rules import RulesError
 
 INTERNATIONAL = "international"
+
+Situation = Literal["self", "medical", "danger", "others"]
 
 
 class CrisisService(BaseModel):
@@ -50,27 +61,94 @@ def all_resources() -> dict[str, CountryResources]:
 
 
 def countries() -> list[tuple[str, str]]:
-    """(code, name) for every country with resources, international first."""
+    """(code, English name) for every country with resources: international first, then
+    the rest sorted by their English name."""
     table = all_resources()
-    rest = sorted((c, r.name) for c, r in table.items() if c != INTERNATIONAL)
+    rest = sorted(((c, r.name) for c, r in table.items() if c != INTERNATIONAL),
+                  key=lambda item: item[1].casefold())
     return [(INTERNATIONAL, table[INTERNATIONAL].name), *rest]
 
 
-def resources_for(country: str | None, categories: tuple[str, ...] = ()) -> CountryResources:
-    """The resources for ``country`` (falling back to international), most relevant first."""
+def _key(category: str) -> str:
+    return re.sub(r"[^a-z]+", "_", category.lower()).strip("_")
+
+
+def situation(categories: Iterable[str]) -> Situation:
+    """Which crisis this is, from the risk check's categories (most urgent first).
+
+    Works with the rule names ("medical emergency", "abuse or violence at home", "harm to
+    others") and the corpus's ("medical_emergency", "danger_from_others", "harm_to_others").
+    """
+    keys = [_key(c) for c in categories]
+    if any(w in k for k in keys for w in ("medical", "overdose", "poison")):
+        return "medical"
+    if any(w in k for k in keys for w in ("danger", "abuse", "violence")):
+        return "danger"
+    if any("others" in k for k in keys):
+        return "others"
+    return "self"
+
+
+# Which services a situation lists, in order (None: general crisis support).
+_ORDER: dict[str, tuple[str | None, ...]] = {
+    "self": (None, "abuse"),
+    "others": (None, "abuse"),
+    "danger": ("abuse", None),
+    "medical": ("poison", None, "abuse"),
+    "all": (None, "abuse", "poison"),
+}
+
+
+def _country(country: str | None) -> CountryResources:
     table = all_resources()
-    found = table.get((country or "").upper()) or table.get(country or "") or table[INTERNATIONAL]
-    if "abuse or violence at home" in categories:
-        ordered = sorted(found.services, key=lambda s: s.for_ != "abuse")
-    else:
-        ordered = sorted(found.services, key=lambda s: s.for_ == "abuse")
-    return found.model_copy(update={"services": ordered})
+    return table.get((country or "").upper()) or table.get(country or "") or table[INTERNATIONAL]
 
 
-def format_resources(found: CountryResources) -> str:
+def resources_for(country: str | None, categories: tuple[str, ...] = (),
+                  kind: Situation | None = None) -> CountryResources:
+    """The resources for ``country`` (falling back to international), the services that fit
+    the situation first. Poison lines are listed only after an overdose or a medical
+    emergency (and on the SOS screen, :func:`all_services_for`)."""
+    found = _country(country)
+    order = _ORDER[kind or situation(categories)]
+    chosen = sorted((s for s in found.services if s.for_ in order),
+                    key=lambda s: order.index(s.for_))
+    return found.model_copy(update={"services": chosen})
+
+
+def all_services_for(country: str | None) -> CountryResources:
+    """Every service for ``country``: crisis lines first, then abuse and poison lines."""
+    found = _country(country)
+    order = _ORDER["all"]
+    services = sorted(found.services,
+                      key=lambda s: order.index(s.for_) if s.for_ in order else len(order))
+    return found.model_copy(update={"services": services})
+
+
+def emergency_line(found: CountryResources, kind: Situation = "self") -> str:
+    """The first line of help: what to call, in words that fit the situation."""
+    if kind == "medical":
+        return f"Call {found.emergency} now for an ambulance."
+    if kind == "danger":
+        return f"If you are in danger now, call {found.emergency}."
+    return f"If you are in danger or hurt, call {found.emergency} now."
+
+
+def service_line(service: CrisisService) -> str:
+    hours = f" · {service.hours}" if service.hours else ""
+    return f"{service.name}: {service.how}{hours}"
+
+
+def services_markdown(found: CountryResources, kind: Situation = "self") -> str:
+    """The services as Markdown for the conversation and the export: the emergency line
+    first, then one line per service."""
+    lines = [f"**{emergency_line(found, kind)}**", ""]
+    lines += [f"- {service_line(s)}" for s in found.services]
+    return "\n".join(lines)
+
+
+def format_resources(found: CountryResources, kind: Situation = "self") -> str:
     """Plain text for the line-mode chat and the CLI."""
-    lines = [f"If you are in danger or hurt, call {found.emergency} now."]
-    for service in found.services:
-        hours = f" ({service.hours})" if service.hours else ""
-        lines.append(f"  • {service.name}: {service.how}{hours}")
+    lines = [emergency_line(found, kind)]
+    lines += [f"  • {service_line(s)}" for s in found.services]
     return "\n".join(lines)

@@ -38,6 +38,9 @@ from app.store.records import (
     Note,
     RiskLevel,
     Role,
+    SafetyPlan,
+    ScreenerAnswer,
+    ScreenerAnswerKind,
     SearchHit,
     Session,
     ThoughtRecord,
@@ -54,6 +57,8 @@ _TABLES: dict[type[BaseModel], str] = {
     MoodEntry: "mood_entries",
     ThoughtRecord: "thought_records",
     Note: "notes",
+    SafetyPlan: "safety_plan",
+    ScreenerAnswer: "screener_answers",
 }
 
 
@@ -383,6 +388,37 @@ class Journal:
     def notes(self, since: datetime | None = None, until: datetime | None = None) -> list[Note]:
         where, params = _range("created", since, until)
         return self._select(Note, where, params, order="created DESC")
+
+    # ---- the safety plan (one per journal) ------------------------------------------------
+
+    def safety_plan(self) -> SafetyPlan | None:
+        found = self._select(SafetyPlan, order="updated DESC LIMIT 1")
+        return found[0] if found else None
+
+    def save_safety_plan(self, plan: SafetyPlan) -> SafetyPlan:
+        """Save the plan (a journal keeps one: saving replaces any other)."""
+        with self.transaction():
+            plan = plan.model_copy(update={"updated": now_utc()})
+            if self._one(SafetyPlan, plan.id) is None:
+                self._conn.execute("DELETE FROM safety_plan")
+                return self._insert(plan)
+            fields = plan.model_dump()
+            fields.pop("id")
+            self._update(SafetyPlan, plan.id, **fields)
+            return plan
+
+    # ---- Haven's direct safety questions -------------------------------------------------
+
+    def ask_screener(self, session_id: str, question: str, round: int) -> ScreenerAnswer:
+        return self._insert(ScreenerAnswer(session_id=session_id, question=question, round=round))
+
+    def answer_screener(self, answer_id: str, answer: ScreenerAnswerKind,
+                        message_id: str | None) -> None:
+        self._update(ScreenerAnswer, answer_id, answer=answer, answered=now_utc(),
+                     message_id=message_id)
+
+    def screener_answers(self, session_id: str) -> list[ScreenerAnswer]:
+        return self._select(ScreenerAnswer, "session_id = ?", (session_id,), order="asked, rowid")
 
     # ---- sessions and messages in a range (journal view, export) ----------------------
 

@@ -121,6 +121,40 @@ class Note(Record):
         return value
 
 
+class SafetyPlan(Record):
+    """The person's own safety plan: the six steps of the Stanley-Brown intervention."""
+
+    created: Timestamp = Field(default_factory=now_utc)
+    updated: Timestamp = Field(default_factory=now_utc)
+    warning_signs: str = ""
+    coping: str = Field("", description="things I can do on my own")
+    distractions: str = Field("", description="people and places that distract me")
+    helpers: str = Field("", description="people I can ask for help")
+    professionals: str = Field("", description="professionals and crisis lines")
+    environment: str = Field("", description="making my surroundings safer")
+
+    @property
+    def is_empty(self) -> bool:
+        return not any(getattr(self, k).strip() for k in
+                       ("warning_signs", "coping", "distractions", "helpers", "professionals",
+                        "environment"))
+
+
+ScreenerAnswerKind = Literal["yes", "no", "not_sure", "declined", "unclear"]
+
+
+class ScreenerAnswer(Record):
+    """One of Haven's direct safety questions in a session, and the answer once given."""
+
+    session_id: str
+    round: int = Field(1, ge=1, description="the how-many-th time the questions were asked")
+    question: str = Field(description="question id from prompts/safety/screener.toml")
+    asked: Timestamp = Field(default_factory=now_utc)
+    answer: ScreenerAnswerKind | None = None
+    answered: Timestamp | None = None
+    message_id: str | None = Field(None, description="the person's message that answered it")
+
+
 SearchKind = Literal["message", "note", "thought_record"]
 
 

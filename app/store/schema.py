@@ -160,6 +160,31 @@ MIGRATIONS: list[str] = [
         SELECT m.rowid, x.body FROM search_map m JOIN thought_record_text x ON x.id = m.ref_id
         WHERE m.kind = 'thought_record';
     """,
+    # 3: the personal safety plan, and the answers to Haven's direct safety questions
+    """
+    CREATE TABLE safety_plan (
+        id TEXT PRIMARY KEY,
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        warning_signs TEXT NOT NULL DEFAULT '',
+        coping TEXT NOT NULL DEFAULT '',
+        distractions TEXT NOT NULL DEFAULT '',
+        helpers TEXT NOT NULL DEFAULT '',
+        professionals TEXT NOT NULL DEFAULT '',
+        environment TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE screener_answers (
+        id TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        round INTEGER NOT NULL DEFAULT 1,
+        question TEXT NOT NULL,
+        asked TEXT NOT NULL,
+        answer TEXT CHECK (answer IN ('yes', 'no', 'not_sure', 'declined', 'unclear')),
+        answered TEXT,
+        message_id TEXT REFERENCES messages(id) ON DELETE SET NULL
+    );
+    CREATE INDEX screener_by_session ON screener_answers(session_id, asked);
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

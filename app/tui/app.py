@@ -46,10 +46,17 @@ class HavenApp(App):
               background: $surface; padding: 1 2; }
     ModalScreen { align: center middle; }
     """
+    # SOS works on every screen, in dialogs and before unlock (priority): Ctrl+O is
+    # delivered by every terminal and edits no text; F12 is the same for those who prefer
+    # a function key.
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("f1", "help", "Help"),
+        Binding("ctrl+o", "sos", "SOS", priority=True),
+        Binding("f12", "sos", "SOS", priority=True, show=False),
     ]
+    # How Haven names its keys in what it writes into the conversation.
+    KEYS = {"sos": "press Ctrl+O (SOS)", "new_session": "Ctrl+N"}
 
     def __init__(self, paths: DataPaths, settings: Settings,
                  engine_factory: EngineFactory = real_engine) -> None:
@@ -72,16 +79,40 @@ class HavenApp(App):
 
         if not self.settings.notice_acknowledged:
             self.push_screen(WelcomeScreen())
+        elif self.needs_country():
+            from app.tui.screens.country import CountryScreen
+
+            self.push_screen(CountryScreen())
         elif Journal.exists(self.paths.journal):
             self.push_screen(UnlockScreen())
         else:
             self.push_screen(CreatePassphraseScreen())
 
-    def after_notice(self) -> None:
-        from app.tui.screens.unlock import CreatePassphraseScreen, UnlockScreen
+    def needs_country(self) -> bool:
+        """Set-up asks once where the person is, unless a country is already chosen."""
+        from app.safety.resources import INTERNATIONAL
 
+        return not self.settings.country_confirmed and self.settings.country == INTERNATIONAL
+
+    def after_notice(self) -> None:
         self.settings.notice_acknowledged = True
         save_settings(self.paths, self.settings)
+        if self.needs_country():
+            from app.tui.screens.country import CountryScreen
+
+            self.switch_screen(CountryScreen())
+            return
+        self._to_journal()
+
+    def after_country(self, code: str) -> None:
+        self.settings.country = code
+        self.settings.country_confirmed = True
+        save_settings(self.paths, self.settings)
+        self._to_journal()
+
+    def _to_journal(self) -> None:
+        from app.tui.screens.unlock import CreatePassphraseScreen, UnlockScreen
+
         screen = UnlockScreen() if Journal.exists(self.paths.journal) else CreatePassphraseScreen()
         self.switch_screen(screen)
 
@@ -92,7 +123,8 @@ class HavenApp(App):
 
         self.journal = journal
         self.start_engine()
-        self.companion = Companion(journal=journal, engine=self.engine, settings=self.settings)
+        self.companion = Companion(journal=journal, engine=self.engine, settings=self.settings,
+                                   keys=dict(self.KEYS))
         self.switch_screen(ChatScreen())
         if first_run and self.engine is None:
             self.push_screen(ModelsScreen(first_run=True))
@@ -159,6 +191,22 @@ class HavenApp(App):
 
         self.push_screen(HelpScreen())
 
+    def action_sos(self) -> None:
+        """Crisis services, the safety plan (once unlocked) and a grounding exercise."""
+        from app.tui.screens.sos import SosScreen
+
+        if isinstance(self.screen, SosScreen):
+            return  # already open: pressing again never closes help
+        self.push_screen(SosScreen())
+
+    def action_safety_plan(self) -> None:
+        from app.tui.screens.safety_plan import SafetyPlanScreen
+
+        if self.journal is None:
+            self.notify("Your safety plan opens once your journal is unlocked.")
+            return
+        self.push_screen(SafetyPlanScreen())
+
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
         self.settings.theme = self.theme
@@ -166,7 +214,12 @@ class HavenApp(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
+        yield SystemCommand("SOS", "Crisis services, your safety plan, a grounding exercise "
+                            "(Ctrl+O)", self.action_sos)
         yield SystemCommand("Help", "Keys, and what Haven is and is not (F1)", self.action_help)
+        if self.journal is not None:
+            yield SystemCommand("Safety plan", "Write or edit your personal safety plan",
+                                self.action_safety_plan)
         yield SystemCommand("Light or dark", "Switch between the light and dark themes",
                             self.action_toggle_dark)
         chat = self._chat_screen()

@@ -20,14 +20,18 @@ from app.conversation.companion import MAX_MESSAGE_CHARS
 from app.conversation.events import (
     CheckIn,
     Crisis,
+    FollowUp,
     NoModel,
     ReplyDone,
     ReplyReplaced,
     ReplyStarted,
+    ScreenerOver,
+    ScreenerQuestion,
     Token,
     UserSaved,
 )
 from app.conversation.flow import Mode
+from app.safety.screener import CHOICES, LABELS
 from app.store.records import Message
 from app.tui.widgets.chat_message import ChatMessage
 from app.tui.widgets.crisis_panel import CrisisPanel
@@ -46,9 +50,15 @@ class ChatScreen(Screen):
     ChatScreen #checkin-offer.shown { display: block; }
     ChatScreen #checkin-offer Static { width: 1fr; height: auto; padding: 1 0 0 0; }
     ChatScreen #checkin-offer Button { margin: 0 0 0 1; min-width: 10; }
+    ChatScreen #answers { height: auto; padding: 0 1; background: $boost; display: none; }
+    ChatScreen #answers.shown { display: block; }
+    ChatScreen #answers Static { width: auto; height: auto; padding: 1 1 0 0; }
+    ChatScreen #answers Button { margin: 0 1 0 0; min-width: 10; }
     """
     # Keys chosen not to clash with the message box's own (Ctrl+E/K/D, F5-F7 edit text).
     BINDINGS = [
+        # shown first in the footer so it is visible at 80 columns (the app's binding acts)
+        Binding("ctrl+o", "app.sos", "SOS"),
         Binding("escape", "stop_reply", "Stop reply"),
         Binding("ctrl+n", "new_session", "New"),
         Binding("f2", "check_in", "Mood"),
@@ -90,6 +100,11 @@ class ChatScreen(Screen):
                     yield Button("Skip", id="offer-skip")
                 yield VerticalScroll(id="log")
                 yield MessageBox(id="box")
+                # Haven's direct safety questions: answer with a button (Tab) or in words
+                with Horizontal(id="answers"):
+                    yield Static("Or answer (Tab):")
+                    for choice in CHOICES:
+                        yield Button(LABELS[choice], id=f"answer-{choice}")
                 yield StatusLine()
         yield Footer()
 
@@ -116,6 +131,7 @@ class ChatScreen(Screen):
         await log.mount(ChatMessage("system", opening.text))
         self.query_one("#checkin-offer").add_class("shown")
         self.query_one(CrisisPanel).hide()
+        self.show_answers(False)
         self.refresh_sessions()
 
     async def open_session(self, session_id: str) -> None:
@@ -132,6 +148,8 @@ class ChatScreen(Screen):
         await log.mount_all([self._view(m) for m in messages])
         log.scroll_end(animate=False)
         self.query_one("#checkin-offer").remove_class("shown")
+        self.query_one(CrisisPanel).hide()
+        self.show_answers(self.companion.pending_question() is not None)
         self.refresh_sessions()
         self.query_one(MessageBox).focus()
 
@@ -166,8 +184,21 @@ class ChatScreen(Screen):
         self.replying = True
         self.send(text)
 
+    def show_answers(self, shown: bool) -> None:
+        self.query_one("#answers").set_class(shown, "shown")
+
+    def answer(self, choice: str) -> None:
+        """A button answer to Haven's open question (sent like a message)."""
+        if self.replying:
+            return
+        self.show_answers(False)
+        self.query_one("#checkin-offer").remove_class("shown")
+        self.replying = True
+        self.send(LABELS[choice], choice)
+        self.query_one(MessageBox).focus()
+
     @work(thread=True, exclusive=True, group="reply")
-    def send(self, text: str) -> None:
+    def send(self, text: str, answer: str | None = None) -> None:
         pending: list[str] = []
         last_flush = time.monotonic()
 
@@ -180,7 +211,7 @@ class ChatScreen(Screen):
 
         saved = False
         try:
-            for event in self.companion.send(text):
+            for event in self.companion.send(text, answer=answer):
                 if isinstance(event, UserSaved):
                     saved = True
                 if isinstance(event, Token):
@@ -203,7 +234,7 @@ class ChatScreen(Screen):
                         severity="error", timeout=10, markup=False)
             return
         box = self.query_one(MessageBox)
-        if not box.text:
+        if not box.text and text not in LABELS.values():
             box.text = text
         self.notify(f"Your message was not saved; it is back in the box. {exc}",
                     severity="error", timeout=10, markup=False)
@@ -219,12 +250,21 @@ class ChatScreen(Screen):
         status = self.query_one(StatusLine)
         if isinstance(event, UserSaved):
             await log.mount(self._view(event.message))
-        elif isinstance(event, Crisis):
+        elif isinstance(event, (Crisis, FollowUp)):
+            # the services are written into the conversation; the panel puts them first
             await log.mount(ChatMessage("system", event.text, risk="crisis"))
-            self.query_one(CrisisPanel).show("crisis", event.text, event.resources)
+            self.show_answers(False)
+            self.query_one(CrisisPanel).show("crisis", event.words, event.resources,
+                                             kind=event.kind, plan=event.plan)
         elif isinstance(event, CheckIn):
+            # the services are in the message; the conversation keeps room for the questions
             await log.mount(ChatMessage("system", event.text, risk="elevated"))
-            self.query_one(CrisisPanel).show("elevated", event.text, event.resources)
+        elif isinstance(event, ScreenerQuestion):
+            await log.mount(ChatMessage("system", event.text, risk="elevated"))
+            self.show_answers(True)
+        elif isinstance(event, ScreenerOver):
+            await log.mount(ChatMessage("system", event.text))
+            self.show_answers(False)
         elif isinstance(event, NoModel):
             await log.mount(ChatMessage("system", event.text))
         elif isinstance(event, ReplyStarted):
@@ -239,7 +279,8 @@ class ChatScreen(Screen):
             await self._reply_view.append(event.text)
         elif isinstance(event, ReplyReplaced) and self._reply_view is not None:
             await self._reply_view.replace(event.text)
-            self.query_one(CrisisPanel).show("elevated", event.text, event.resources)
+            if event.kind == "harm":
+                self.query_one(CrisisPanel).show("elevated", event.text, event.resources)
         elif isinstance(event, ReplyDone) and self._reply_view is not None:
             note = {"cancelled": "(stopped)", "replaced": "(replaced by Haven's safety check)",
                     "error": f"(the model stopped: {event.error})"}.get(event.status, "")
@@ -260,7 +301,10 @@ class ChatScreen(Screen):
     # ---- check-in and closing ------------------------------------------------------------------
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "offer-checkin":
+        if event.button.id and event.button.id.startswith("answer-"):
+            event.stop()
+            self.answer(event.button.id.removeprefix("answer-"))
+        elif event.button.id == "offer-checkin":
             self.action_check_in()
         elif event.button.id == "offer-skip":
             if self.companion.flow.step.name == "CHECKIN":

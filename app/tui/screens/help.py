@@ -13,6 +13,7 @@ KEYS = """
 
 | Key | What it does |
 |---|---|
+| Ctrl+O or F12 | **SOS**: crisis services, your safety plan, a grounding exercise (on every screen) |
 | Enter | send your message (Ctrl+J adds a new line) |
 | Esc | stop Haven's reply |
 | Ctrl+N | new session |
@@ -26,7 +27,7 @@ KEYS = """
 | F4 | models: download, import, switch |
 | F8 | settings (country for crisis resources, generation, theme) |
 | F9 | export an encrypted copy of your journal |
-| Ctrl+P | every action, by name |
+| Ctrl+P | every action, by name (also: Safety plan) |
 | Ctrl+Q | quit |
 """
 

@@ -62,6 +62,7 @@ class SettingsScreen(Screen):
         old = self.app.settings
         data = old.model_dump()
         data["country"] = self.query_one("#country", Select).value
+        data["country_confirmed"] = True
         data["theme"] = self.query_one("#theme", Select).value
         for key, _, group in NUMBERS:
             raw = self.query_one(f"#{key}", Input).value.strip()

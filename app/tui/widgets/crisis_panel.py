@@ -1,4 +1,10 @@
-"""The panel that stands out when the safety layer fires: a kind message and real help."""
+"""The panel that stands out when the safety layer fires: real help first, then kind words.
+
+Numbers come first at every size (the emergency line, then each service, one line each),
+then the person's own safety plan, then Haven's words. Dismissing the panel never takes
+the help away: the same services are written into the conversation, and the SOS key
+brings them back.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +16,45 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Static
 
-from app.safety.resources import CountryResources
+from app.safety.resources import CountryResources, Situation, emergency_line
+from app.safety.safety_plan import filled_steps, plan_text
+
+TITLES: dict[str, str] = {
+    "self": "You deserve support right now",
+    "medical": "Please get medical help now",
+    "danger": "Your safety comes first",
+    "others": "Let's keep everyone safe",
+    "elevated": "Checking in with you",
+}
 
 
-def resources_text(found: CountryResources) -> Text:
+def resources_text(found: CountryResources, kind: Situation = "self") -> Text:
     text = Text()
-    text.append(f"In danger or hurt? Call {found.emergency} now.\n", style="bold")
+    text.append(emergency_line(found, kind) + "\n", style="bold")
     for service in found.services:
         text.append(f"• {service.name}: ", style="bold")
         text.append(service.how)
         if service.hours:
-            text.append(f" ({service.hours})")
+            text.append(f" · {service.hours}")
         text.append("\n")
+    text.rstrip()
+    return text
+
+
+def plan_rich(plan, title: bool = True) -> Text:
+    """The person's safety plan, compact: each step they filled in, in their words."""
+    text = Text()
+    steps = filled_steps(plan)
+    if not steps:
+        return text
+    if title:
+        text.append(plan_text().title + "\n", style="bold underline")
+    for step, value in steps:
+        text.append(step.title + "\n", style="bold")
+        for line in value.splitlines():
+            if line.strip():
+                text.append(f"  {line.strip()}\n")
+    text.rstrip()
     return text
 
 
@@ -32,7 +65,10 @@ class CrisisPanel(Vertical):
     CrisisPanel.elevated { border: heavy $warning; background: $warning 10%; }
     CrisisPanel.shown { display: block; }
     CrisisPanel #crisis-title { text-style: bold; }
+    CrisisPanel #crisis-plan { margin: 1 0 0 0; }
+    CrisisPanel #crisis-text { margin: 1 0 0 0; }
     CrisisPanel Horizontal { height: auto; }
+    CrisisPanel #crisis-hint { width: 1fr; padding: 1 0 0 2; color: $text-muted; }
     """
 
     @dataclass
@@ -41,17 +77,24 @@ class CrisisPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="crisis-title")
-        yield Static("", id="crisis-text")
         yield Static("", id="crisis-resources")
+        yield Static("", id="crisis-plan")
+        yield Static("", id="crisis-text")
         with Horizontal():
             yield Button("I've read this", id="crisis-dismiss", variant="default")
+            yield Static("The numbers stay in the conversation. Ctrl+O: SOS, any time.",
+                         id="crisis-hint")
 
-    def show(self, level: str, message: str, found: CountryResources) -> None:
+    def show(self, level: str, message: str, found: CountryResources,
+             kind: Situation = "self", plan=None) -> None:
         self.set_class(level == "elevated", "elevated")
-        title = "You deserve support right now" if level == "crisis" else "Checking in with you"
+        title = TITLES["elevated"] if level == "elevated" else TITLES.get(kind, TITLES["self"])
         self.query_one("#crisis-title", Static).update(title)
+        self.query_one("#crisis-resources", Static).update(resources_text(found, kind))
+        plan_view = self.query_one("#crisis-plan", Static)
+        plan_view.update(plan_rich(plan))
+        plan_view.display = bool(filled_steps(plan))
         self.query_one("#crisis-text", Static).update(Text(message))
-        self.query_one("#crisis-resources", Static).update(resources_text(found))
         self.add_class("shown")
         self.scroll_home(animate=False)
 
