@@ -1,7 +1,8 @@
 """``haven bench``: performance figures, each compared with a baseline from the same run.
 
-Model figures (``run_model_bench``): load time; decode speed through Haven's engine
-against raw llama-cpp-python ``create_completion`` on the same model and threads;
+Model figures (``run_model_bench``): load time; decode speed through Haven's engine (the
+model process and its pipe) against raw llama-cpp-python ``create_completion`` on the same
+model and threads, inside the model process;
 time to first token over a scripted multi-turn conversation (and how many prompt tokens
 llama.cpp reused from its KV cache each turn, by its own counters); a summary fold;
 cancel latency; prompt evaluation speed; peak memory against a budget.
@@ -77,11 +78,12 @@ def _pieces_per_second(pieces) -> float:
     return (count - 1) / elapsed if count > 1 and elapsed > 0 else 0.0
 
 
-def _raw_decode(llm, max_tokens: int) -> float:
-    """Decode speed of plain llama-cpp-python streaming, timed like Haven's."""
-    return _pieces_per_second(llm.create_completion(
-        STORY, max_tokens=max_tokens, temperature=0.7, top_p=0.9, repeat_penalty=1.1,
-        stream=True, seed=11))
+def _raw_decode(engine: Engine, max_tokens: int) -> float:
+    """Decode speed of plain llama-cpp-python streaming (in the model process, no pipe),
+    timed like Haven's: from the first piece to the last."""
+    figures = engine.baseline_decode(STORY, max_tokens, seed=11).result()
+    tokens, seconds = figures["tokens"], figures["seconds"]
+    return (tokens - 1) / seconds if tokens > 1 and seconds > 0 else 0.0
 
 
 def _haven_decode(engine: Engine, max_tokens: int) -> float:
@@ -91,8 +93,6 @@ def _haven_decode(engine: Engine, max_tokens: int) -> float:
 
 
 def run_model_bench(spec: ModelSpec, turns: int = 10, decode_tokens: int = 128) -> dict:
-    import llama_cpp
-
     started = time.perf_counter()
     engine = Engine()
     try:
@@ -102,7 +102,7 @@ def run_model_bench(spec: ModelSpec, turns: int = 10, decode_tokens: int = 128) 
         # decode: raw llama-cpp-python vs Haven, interleaved twice to even out noise
         raw_rates, haven_rates = [], []
         for _ in range(2):
-            raw_rates.append(engine.call(lambda llm: _raw_decode(llm, decode_tokens)).result())
+            raw_rates.append(_raw_decode(engine, decode_tokens))
             haven_rates.append(_haven_decode(engine, decode_tokens))
         baseline = statistics.median(raw_rates)
         haven = statistics.median(haven_rates)
@@ -122,9 +122,9 @@ def run_model_bench(spec: ModelSpec, turns: int = 10, decode_tokens: int = 128) 
             reused.append(reply.prompt_tokens - reply.evaluated_prompt_tokens)
             history.append(Turn("assistant", reply.text))
             if index == 0:
-                perf = engine.call(lambda llm: llama_cpp.llama_perf_context(llm._ctx.ctx)).result()
-                if perf.t_p_eval_ms > 0:
-                    prompt_rates.append(perf.n_p_eval / (perf.t_p_eval_ms / 1000))
+                perf = engine.perf_counters().result()
+                if perf["t_p_eval_ms"] > 0:
+                    prompt_rates.append(perf["n_p_eval"] / (perf["t_p_eval_ms"] / 1000))
 
         # a fold: a history longer than the context
         long_history = []
@@ -151,13 +151,14 @@ def run_model_bench(spec: ModelSpec, turns: int = 10, decode_tokens: int = 128) 
         stream.wait()
         cancel_latency = time.perf_counter() - cancelled_at
 
-        metadata = engine.call(lambda llm: dict(llm.metadata)).result()
+        metadata = engine.model_info().result()
         kv_mb = _kv_cache_mb(metadata, engine.n_ctx)
         file_mb = spec.path.stat().st_size / 1e6
         peak = _peak_rss_mb()
         return {
             "model": spec.name,
             "threads": spec.threads,
+            "weight_buffers": engine.buffers,
             "n_ctx": engine.n_ctx,
             "load_s": round(load_s, 3),
             "baseline_decode_tok_s": round(baseline, 2),

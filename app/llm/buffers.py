@@ -174,13 +174,15 @@ def _lib_name(stem: str) -> str:
     return f"lib{stem}.dylib" if platform.system() == "Darwin" else f"lib{stem}.so"
 
 
-def detect() -> CpuFeatures:
+def detect(ask_ggml: bool = True) -> CpuFeatures:
+    """This CPU's features: /proc/cpuinfo's flags and (``ask_ggml``) what ggml reports."""
     flags: set[str] = set()
     try:
         flags |= cpuinfo_flags(Path("/proc/cpuinfo").read_text(errors="replace"))
     except OSError:
         pass
-    flags |= _ggml_flags()
+    if ask_ggml:
+        flags |= _ggml_flags()
     return CpuFeatures(platform.machine(), frozenset(flags))
 
 

@@ -242,7 +242,7 @@ def _log_child_line(raw: bytes) -> None:
     if level is None:  # a native print (ggml's abort message, the fault handler): worth seeing
         child_log.warning("%s", line)
     else:
-        child_log.log(level, "%s", rest)
+        child_log.log(level, "%s", rest.removeprefix("haven.model: "))
 
 
 class Engine:
