@@ -460,15 +460,18 @@ def chat_request_from_json(data: dict) -> ChatRequest:
 
 @contextmanager
 def _model_params(report: Callable[[float], bool], plan: buffers.BufferPlan, patterns: list[str]):
-    """Have llama.cpp report loading progress (0.0-1.0) to ``report`` and load with ``plan``.
+    """Have llama.cpp report loading progress (0.0-1.0) to ``report``, load with ``plan``,
+    and keep llama-cpp-python's own template handling away from the file's template.
 
     llama-cpp-python's ``Llama`` takes neither a progress callback nor buffer choices, but
     builds its model parameters from ``llama_model_default_params()`` while loading; for
     that call the defaults carry ours.
     """
+    import llama_cpp.llama_chat_format as chat_format
     import llama_cpp.llama_cpp as lc
 
     original = lc.llama_model_default_params
+    original_formatter = chat_format.Jinja2ChatFormatter
     keep: list[object] = []
 
     @lc.llama_progress_callback
@@ -485,10 +488,23 @@ def _model_params(report: Callable[[float], bool], plan: buffers.BufferPlan, pat
         return params
 
     lc.llama_model_default_params = with_ours
+    # Llama() compiles the file's chat templates with an unbounded sandbox of its own (and
+    # a syntax error escapes as a Jinja exception). Haven never uses those handlers: its
+    # own bounded sandbox (app.llm.templates) checks and renders the template.
+    chat_format.Jinja2ChatFormatter = _UnusedFormatter
     try:
         yield
     finally:
         lc.llama_model_default_params = original
+        chat_format.Jinja2ChatFormatter = original_formatter
+
+
+class _UnusedFormatter:
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def to_chat_handler(self):
+        return None
 
 
 def _token_text(llm, token_id: int) -> str:
