@@ -239,8 +239,8 @@ def _log_child_line(raw: bytes) -> None:
         return
     level_name, _, rest = line.partition(" ")
     level = _LEVELS.get(level_name)
-    if level is None:  # a native print (ggml's abort message, the fault handler): worth seeing
-        child_log.warning("%s", line)
+    if level is None:  # a plain print: llama-cpp-python, ggml's abort message, the fault handler
+        child_log.info("%s", line)
     else:
         child_log.log(level, "%s", rest.removeprefix("haven.model: "))
 
