@@ -44,6 +44,24 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _process_peak_rss_mb(pid: int | None) -> float:
+    """Peak resident memory of a live process (the model process), from /proc; 0 if unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import psutil
+
+        return psutil.Process(pid).memory_info().rss / 1e6 / 1.048576
+    except Exception:
+        return 0.0
+
+
 def _kv_cache_mb(metadata: dict, n_ctx: int) -> float:
     arch = metadata.get("general.architecture", "")
 
@@ -154,7 +172,8 @@ def run_model_bench(spec: ModelSpec, turns: int = 10, decode_tokens: int = 128) 
         metadata = engine.model_info().result()
         kv_mb = _kv_cache_mb(metadata, engine.n_ctx)
         file_mb = spec.path.stat().st_size / 1e6
-        peak = _peak_rss_mb()
+        model_peak = _process_peak_rss_mb(engine.worker_pid)
+        peak = _peak_rss_mb() + model_peak  # Haven and its model process together
         return {
             "model": spec.name,
             "threads": spec.threads,
@@ -172,6 +191,8 @@ def run_model_bench(spec: ModelSpec, turns: int = 10, decode_tokens: int = 128) 
             "cancel_latency_s": round(cancel_latency, 4),
             "prompt_tok_s": round(statistics.median(prompt_rates), 1) if prompt_rates else None,
             "peak_rss_mb": round(peak, 1),
+            "model_process_peak_rss_mb": round(model_peak, 1),
+            "restarts": engine.restarts,
             "model_file_mb": round(file_mb, 1),
             "kv_cache_mb": round(kv_mb, 1),
             "rss_budget_mb": round(file_mb + kv_mb + 300, 1),

@@ -119,7 +119,7 @@ class Worker:
         with self._state_lock:
             self._current = request_id
             self._abort.clear()
-            if request_id in self._cancelled:
+            if request_id in self._cancelled or self._closing:  # closing: finish nothing more
                 self._cancelled.discard(request_id)
                 self._abort.set()
         try:
