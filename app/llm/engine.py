@@ -355,6 +355,9 @@ class Engine:
                                               request=_request_json(request))
         except EngineError as exc:
             stream._finish(Reply(status="error", error=str(exc)))
+            return stream
+        if stream.cancel_event.is_set():  # cancelled before it had an id to cancel by
+            self._cancel(stream)
         return stream
 
     def complete(
