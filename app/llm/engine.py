@@ -487,6 +487,7 @@ class Engine:
         except subprocess.TimeoutExpired:
             child.kill()
             code = child.process.wait()
+        child.logger.join(timeout=10)  # its last words (ggml's abort, the stack) come first
         with self._lock:
             if self._child is not child:
                 return
