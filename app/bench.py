@@ -1,7 +1,8 @@
 """``haven bench``: performance figures, each compared with a baseline from the same run.
 
-Model figures (``run_model_bench``): load time; decode speed through Haven's engine
-against raw llama-cpp-python ``create_completion`` on the same model and threads;
+Model figures (``run_model_bench``): load time; decode speed through Haven's engine (the
+model process and its pipe) against raw llama-cpp-python ``create_completion`` on the same
+model and threads, inside the model process;
 time to first token over a scripted multi-turn conversation (and how many prompt tokens
 llama.cpp reused from its KV cache each turn, by its own counters); a summary fold;
 cancel latency; prompt evaluation speed; peak memory against a budget.
@@ -43,6 +44,24 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _process_peak_rss_mb(pid: int | None) -> float:
+    """Peak resident memory of a live process (the model process), from /proc; 0 if unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import psutil
+
+        return psutil.Process(pid).memory_info().rss / 1e6 / 1.048576
+    except Exception:
+        return 0.0
+
+
 def _kv_cache_mb(metadata: dict, n_ctx: int) -> float:
     arch = metadata.get("general.architecture", "")
 
@@ -77,11 +96,12 @@ def _pieces_per_second(pieces) -> float:
     return (count - 1) / elapsed if count > 1 and elapsed > 0 else 0.0
 
 
-def _raw_decode(llm, max_tokens: int) -> float:
-    """Decode speed of plain llama-cpp-python streaming, timed like Haven's."""
-    return _pieces_per_second(llm.create_completion(
-        STORY, max_tokens=max_tokens, temperature=0.7, top_p=0.9, repeat_penalty=1.1,
-        stream=True, seed=11))
+def _raw_decode(engine: Engine, max_tokens: int) -> float:
+    """Decode speed of plain llama-cpp-python streaming (in the model process, no pipe),
+    timed like Haven's: from the first piece to the last."""
+    figures = engine.baseline_decode(STORY, max_tokens, seed=11).result()
+    tokens, seconds = figures["tokens"], figures["seconds"]
+    return (tokens - 1) / seconds if tokens > 1 and seconds > 0 else 0.0
 
 
 def _haven_decode(engine: Engine, max_tokens: int) -> float:
@@ -91,8 +111,6 @@ def _haven_decode(engine: Engine, max_tokens: int) -> float:
 
 
 def run_model_bench(spec: ModelSpec, turns: int = 10, decode_tokens: int = 128) -> dict:
-    import llama_cpp
-
     started = time.perf_counter()
     engine = Engine()
     try:
@@ -102,7 +120,7 @@ def run_model_bench(spec: ModelSpec, turns: int = 10, decode_tokens: int = 128) 
         # decode: raw llama-cpp-python vs Haven, interleaved twice to even out noise
         raw_rates, haven_rates = [], []
         for _ in range(2):
-            raw_rates.append(engine.call(lambda llm: _raw_decode(llm, decode_tokens)).result())
+            raw_rates.append(_raw_decode(engine, decode_tokens))
             haven_rates.append(_haven_decode(engine, decode_tokens))
         baseline = statistics.median(raw_rates)
         haven = statistics.median(haven_rates)
@@ -122,9 +140,9 @@ def run_model_bench(spec: ModelSpec, turns: int = 10, decode_tokens: int = 128) 
             reused.append(reply.prompt_tokens - reply.evaluated_prompt_tokens)
             history.append(Turn("assistant", reply.text))
             if index == 0:
-                perf = engine.call(lambda llm: llama_cpp.llama_perf_context(llm._ctx.ctx)).result()
-                if perf.t_p_eval_ms > 0:
-                    prompt_rates.append(perf.n_p_eval / (perf.t_p_eval_ms / 1000))
+                perf = engine.perf_counters().result()
+                if perf["t_p_eval_ms"] > 0:
+                    prompt_rates.append(perf["n_p_eval"] / (perf["t_p_eval_ms"] / 1000))
 
         # a fold: a history longer than the context
         long_history = []
@@ -151,13 +169,15 @@ def run_model_bench(spec: ModelSpec, turns: int = 10, decode_tokens: int = 128) 
         stream.wait()
         cancel_latency = time.perf_counter() - cancelled_at
 
-        metadata = engine.call(lambda llm: dict(llm.metadata)).result()
+        metadata = engine.model_info().result()
         kv_mb = _kv_cache_mb(metadata, engine.n_ctx)
         file_mb = spec.path.stat().st_size / 1e6
-        peak = _peak_rss_mb()
+        model_peak = _process_peak_rss_mb(engine.worker_pid)
+        peak = _peak_rss_mb() + model_peak  # Haven and its model process together
         return {
             "model": spec.name,
             "threads": spec.threads,
+            "weight_buffers": engine.buffers,
             "n_ctx": engine.n_ctx,
             "load_s": round(load_s, 3),
             "baseline_decode_tok_s": round(baseline, 2),
@@ -171,6 +191,8 @@ def run_model_bench(spec: ModelSpec, turns: int = 10, decode_tokens: int = 128) 
             "cancel_latency_s": round(cancel_latency, 4),
             "prompt_tok_s": round(statistics.median(prompt_rates), 1) if prompt_rates else None,
             "peak_rss_mb": round(peak, 1),
+            "model_process_peak_rss_mb": round(model_peak, 1),
+            "restarts": engine.restarts,
             "model_file_mb": round(file_mb, 1),
             "kv_cache_mb": round(kv_mb, 1),
             "rss_budget_mb": round(file_mb + kv_mb + 300, 1),

@@ -29,7 +29,8 @@ def selected_model_spec(
     """The model to load: ``--model PATH`` if given, else the selected installed model."""
     if model_path is not None:
         return ModelSpec(path=model_path, name=model_path.stem, chat_format=chat_format,
-                         n_ctx=settings.n_ctx, threads=settings.threads)
+                         n_ctx=settings.n_ctx, threads=settings.threads,
+                         repack=settings.weight_repack)
     registry = ModelRegistry(paths)
     name = settings.model
     model = registry.get(name) if name else None
@@ -44,7 +45,8 @@ def selected_model_spec(
     entry = catalog().get(model.name)
     fmt = chat_format or model.chat_format or (entry.chat_format if entry else None)
     return ModelSpec(path=registry.path_of(model), name=model.name, chat_format=fmt,
-                     n_ctx=settings.n_ctx, threads=settings.threads)
+                     n_ctx=settings.n_ctx, threads=settings.threads,
+                     repack=settings.weight_repack)
 
 
 def start_engine(spec: ModelSpec) -> Engine:

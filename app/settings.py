@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from typing import Literal
 
 import psutil
 import tomli_w
@@ -37,6 +38,9 @@ class Settings(BaseModel):
     model: str | None = Field(None, description="name of the selected installed model")
     n_ctx: int = Field(4096, ge=512, le=131072)
     threads: int = Field(default_factory=physical_cores, ge=1, le=256)
+    weight_repack: Literal["auto", "on", "off"] = Field(
+        "auto", description="llama.cpp's repacked weight buffers: auto (yes, but never AMX "
+        "ones, which crash with Q4_K_M models), on (all, AMX too), off (none, like --no-repack)")
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     country: str = Field("international", description="ISO code for crisis resources")
     country_confirmed: bool = Field(False, description="the person chose it (first-run set-up)")

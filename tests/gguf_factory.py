@@ -42,3 +42,71 @@ def make_gguf(
     for blob in blobs:
         out += blob + bytes(-len(blob) % ALIGN)
     return out
+
+
+# ---- edits of a real GGUF (the test model) ------------------------------------------------
+
+
+def _walk(data: bytes) -> tuple[list[tuple[str, int, int]], list[tuple[str, int, int, int]], int]:
+    """Positions in a GGUF header: (key, start, end) per metadata entry, (name, start, end,
+    type_offset) per tensor record, and where the header ends (before the padding)."""
+    pos = 4 + 4 + 8 + 8
+    tensor_count, kv_count = struct.unpack_from("<QQ", data, 8)
+    sizes = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+
+    def string(at: int) -> tuple[str, int]:
+        (length,) = struct.unpack_from("<Q", data, at)
+        return data[at + 8:at + 8 + length].decode(), at + 8 + length
+
+    def value(vtype: int, at: int) -> int:
+        if vtype in sizes:
+            return at + sizes[vtype]
+        if vtype == 8:
+            return string(at)[1]
+        item_type, count = struct.unpack_from("<IQ", data, at)
+        at += 12
+        if item_type in sizes:
+            return at + sizes[item_type] * count
+        for _ in range(count):
+            at = value(item_type, at)
+        return at
+
+    kvs = []
+    for _ in range(kv_count):
+        start = pos
+        key, pos = string(pos)
+        (vtype,) = struct.unpack_from("<I", data, pos)
+        pos = value(vtype, pos + 4)
+        kvs.append((key, start, pos))
+    tensors = []
+    for _ in range(tensor_count):
+        start = pos
+        name, pos = string(pos)
+        (dims,) = struct.unpack_from("<I", data, pos)
+        pos += 4 + 8 * dims
+        tensors.append((name, start, pos + 4 + 8, pos))
+        pos += 4 + 8
+    return kvs, tensors, pos
+
+
+def with_template(data: bytes, template: str) -> bytes:
+    """``data`` (a whole GGUF) with its ``tokenizer.chat_template`` replaced by ``template``."""
+    kvs, tensors, end = _walk(data)
+    (alignment_kv,) = [k for k in kvs if k[0] == "general.alignment"] or [None]
+    alignment = ALIGN if alignment_kv is None else struct.unpack_from("<I", data, alignment_kv[2] - 4)[0]
+    data_start = end + (-end % alignment)
+    entries = [data[s:e] for key, s, e in kvs if key != "tokenizer.chat_template"]
+    entries.append(_string("tokenizer.chat_template") + struct.pack("<I", 8) + _string(template))
+    head = data[:8] + struct.pack("<QQ", len(tensors), len(entries))
+    header = head + b"".join(entries) + data[tensors[0][1]:end]
+    header += bytes(-len(header) % alignment)
+    return header + data[data_start:]
+
+
+def with_tensor_type(data: bytes, name: str, ggml_type: int) -> bytes:
+    """``data`` with tensor ``name`` declared as ``ggml_type`` (its bytes unchanged)."""
+    _, tensors, _ = _walk(data)
+    (record,) = [t for t in tensors if t[0] == name]
+    out = bytearray(data)
+    struct.pack_into("<I", out, record[3], ggml_type)
+    return bytes(out)

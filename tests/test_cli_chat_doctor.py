@@ -56,5 +56,6 @@ def test_doctor_checks_versions_permissions_and_loads_the_model(home_with_model)
     out = result.stdout
     for expected in ("Python", "llama-cpp-python", "sqlcipher3", "RAM", "Free disk",
                      "Data folder", "owner only", "gemma-270m", "Model loads", "yes",
-                     "not checked (use --online)"):
+                     "not checked (use --online)", "CPU features", "Weight buffers"):
         assert expected in out, expected
+    assert "no AMX" in out or "AMX (" in out  # what was chosen for this CPU, and why

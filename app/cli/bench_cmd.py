@@ -21,6 +21,8 @@ def register(sub) -> None:
     p.add_argument("--turns", type=int, default=10, help="turns in the scripted conversation")
     p.add_argument("--threads", type=int, help="CPU threads (default: the setting)")
     p.add_argument("--ctx", type=int, default=2048, help="context window for the run (2048)")
+    p.add_argument("--repack", choices=("auto", "on", "off"),
+                   help="llama.cpp's repacked weight buffers (default: the setting)")
     p.add_argument("--store", action="store_true", help="also benchmark the journal and export")
     p.add_argument("--ui", action="store_true", help="also measure keystroke latency in the app")
     p.add_argument("--no-model", action="store_true", help="skip the model figures")
@@ -45,7 +47,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise CliError(f"no such model file: {spec.path}")
         from dataclasses import replace
 
-        spec = replace(spec, n_ctx=args.ctx, threads=args.threads or ctx.settings.threads)
+        spec = replace(spec, n_ctx=args.ctx, threads=args.threads or ctx.settings.threads,
+                       repack=args.repack or spec.repack)
         if not args.no_model:
             figures.update(bench.run_model_bench(spec, turns=args.turns))
         if args.ui:

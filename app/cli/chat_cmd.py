@@ -86,6 +86,8 @@ def _show_event(event) -> None:
             _say(" [stopped]")
         elif event.status == "error":
             _say(f"\n[The model stopped: {event.error}]")
+        elif event.status == "crashed":
+            _say(f"\n{event.error}")
         else:
             _say("")
 

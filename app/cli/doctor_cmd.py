@@ -14,6 +14,7 @@ from importlib import metadata
 import psutil
 
 from app.cli.common import Context
+from app.llm import buffers
 from app.modelhub.registry import ModelRegistry
 from app.runtime import NoModelSelected, quiet_terminal, selected_model_spec
 
@@ -50,6 +51,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     cores = psutil.cpu_count(logical=False) or os.cpu_count()
     _line("CPU", f"{cores} physical cores, {os.cpu_count()} threads; Haven uses "
           f"{ctx.settings.threads}")
+    cpu = buffers.detect(ask_ggml=False)  # the model process asks ggml too, when it loads
+    _line("CPU features", _features(cpu))
     vm = psutil.virtual_memory()
     _line("RAM", f"{vm.total / 1024**3:.1f} GB total, {vm.available / 1024**3:.1f} GB available")
     disk = shutil.disk_usage(ctx.paths.root)
@@ -87,8 +90,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             engine.load(spec).result()
             _line("Model loads", f"yes, in {time.perf_counter() - started:.1f}s "
                   f"(context {engine.n_ctx} tokens)", True)
+            _line("Weight buffers", engine.buffers or "unknown")
         except Exception as exc:
             _line("Model loads", f"no: {exc}", False)
+            _line("Weight buffers", buffers.choose(ctx.settings.weight_repack, cpu).describe())
             problems += 1
         finally:
             engine.close()
@@ -99,6 +104,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print()
     print("Everything looks fine." if not problems else f"{problems} problem(s) found above.")
     return 0 if not problems else 1
+
+
+def _features(cpu: buffers.CpuFeatures) -> str:
+    if not cpu.flags:
+        return f"{cpu.machine} (no feature list on this system)"
+    shown = [f for f in ("avx2", "avx512f", "avx512_vnni", "asimd", "sve") if f in cpu.flags]
+    amx = f"AMX ({', '.join(cpu.amx)})" if cpu.amx else "no AMX"
+    return f"{cpu.machine}: {', '.join(shown) or 'none of avx2/avx512/neon'}; {amx}"
 
 
 def _check_hub() -> bool:

@@ -466,7 +466,9 @@ class Companion:
             yield ReplyDone(self._reload(reply_msg.id), "replaced")
             return
         shown = guard.released
-        status = {"complete": "complete", "cancelled": "cancelled"}.get(result.status, "cancelled")
+        # "crashed": the model process died mid-reply; what was shown is kept as interrupted
+        status = {"complete": "complete", "cancelled": "cancelled",
+                  "crashed": "partial"}.get(result.status, "cancelled")
         if result.status == "error" and not shown:
             self.journal.update_message(reply_msg.id, "", "cancelled")
         else:

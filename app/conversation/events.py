@@ -108,7 +108,7 @@ class ReplyReplaced:
 @dataclass(frozen=True)
 class ReplyDone:
     message: Message
-    status: str  # complete | cancelled | replaced | error
+    status: str  # complete | cancelled | replaced | error | crashed (the model is restarting)
     error: str | None = None
 
 

@@ -1,45 +1,56 @@
-"""The engine: one worker thread owns the ``Llama`` object and runs every call on it.
+"""The engine: Haven's side of the model process, which it starts and supervises.
 
-A ``Llama`` is not safe to use from two threads, so everything (load, tokenize,
-generate) is a job on one worker. Callers get futures and reply streams and are never
-blocked. Cancelling sets an event that the worker checks between tokens and that
-llama.cpp's abort callback checks during a long prompt evaluation.
+``Llama`` lives in a child process (:mod:`app.llm.worker`), started fresh (exec, never a
+bare fork: this process has threads and an open journal) with no passphrase in its
+environment, no journal and no settings beyond what a load needs. Requests and replies
+cross two pipes (:mod:`app.llm.protocol`); callers get futures and reply streams and are
+never blocked. Cancelling goes to the child at once, where llama.cpp's abort callback
+reads it even in the middle of a long prompt evaluation.
+
+If the child dies (a segfault in llama.cpp, an abort on a broken model file, the OOM
+killer), the reply in progress ends with status ``"crashed"`` and the text shown so far,
+every other waiting request fails with :class:`EngineError`, and the engine starts a new
+child and reloads the model — at most :data:`MAX_RESTARTS` times in
+:data:`RESTART_WINDOW` seconds, after which it stays down and says so. The child's
+stdout and stderr (llama.cpp's log, ggml's messages, Python's fault handler) go to
+Haven's log, never to the terminal.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import enum
+import itertools
 import logging
+import os
 import queue
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from app.llm import budget, native_log
-from app.llm.templates import ChatTemplate, TemplateError
+from app.llm import protocol
 from app.llm.types import ChatRequest, GenerationParams, Reply, Turn
-from app.logs import route_thread_output_to_log
-from app.modelhub.gguf import GGUFError, inspect_gguf
 
 log = logging.getLogger("haven.engine")
+child_log = logging.getLogger("haven.model")
+child_log.addHandler(logging.NullHandler())  # never the terminal, even with no log set up
 
-SUMMARY_TOKENS = 160  # the fold prompt asks for at most 120 words
-SAFETY_MARGIN = 8
+CRASHED_LINE = "The model stopped unexpectedly and is restarting."
+MAX_RESTARTS = 3
+RESTART_WINDOW = 600.0
+CANCEL_GRACE = 5.0  # a child that ignores a cancel this long is stopped and restarted
+SCRUBBED_ENV = ("HAVEN_", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
 
 class EngineError(Exception):
     """One clear line about what went wrong with the model."""
-
-
-class Cancelled(Exception):
-    pass
 
 
 class EngineState(enum.Enum):
@@ -56,6 +67,11 @@ class ModelSpec:
     chat_format: str | None = None
     n_ctx: int = 4096
     threads: int = 2
+    repack: str = "auto"  # weight buffers: auto | on | off (see app.llm.buffers)
+
+    def to_json(self) -> dict:
+        return {"path": str(self.path), "name": self.name, "chat_format": self.chat_format,
+                "n_ctx": self.n_ctx, "threads": self.threads, "repack": self.repack}
 
 
 class ReplyStream:
@@ -70,20 +86,35 @@ class ReplyStream:
         self.result: Reply | None = None
         self.done = threading.Event()
         self._ended = False
+        self._parts: list[str] = []
+        self._submitted = time.perf_counter()
+        self._first_piece: float | None = None
+        self.request_id: int | None = None
 
     def cancel(self) -> None:
+        if self.cancel_event.is_set():
+            return
         self.cancel_event.set()
-        if self._engine._current is self:
-            self._engine._active_cancel.set()
+        self._engine._cancel(self)
 
-    # worker side
+    # engine side
     def _push(self, text: str) -> None:
+        if self._first_piece is None:
+            self._first_piece = time.perf_counter()
+        self._parts.append(text)
         self._queue.put(text)
 
     def _finish(self, reply: Reply) -> None:
+        if self.done.is_set():
+            return
+        if self._first_piece is not None:  # as the caller felt it, pipe included
+            reply.time_to_first_token = self._first_piece - self._submitted
         self.result = reply
         self.done.set()
         self._queue.put(self._END)
+
+    def _shown(self) -> str:
+        return "".join(self._parts)
 
     # consumer side (iterating again after the end returns at once)
     def __iter__(self) -> Iterator[str]:
@@ -109,57 +140,131 @@ class ReplyStream:
         return self.result
 
 
+@dataclass
+class _Pending:
+    op: str
+    future: Future | None = None
+    stream: ReplyStream | None = None
+    spec: ModelSpec | None = None
+    internal: bool = False  # a reload after a crash: nobody waits on it
+
+
+class _Child:
+    """One model process and the two threads that read from it."""
+
+    def __init__(self, engine: Engine) -> None:
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        log_r, log_w = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "app.llm.worker", str(to_child_r), str(from_child_w)],
+                pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL,
+                stdout=log_w, stderr=log_w, env=child_environment(), cwd=_APP_ROOT,
+                start_new_session=True,  # Ctrl-C at the terminal is Haven's, not the child's
+            )
+        finally:
+            for fd in (to_child_r, from_child_w, log_w):
+                os.close(fd)
+        self.pid = self.process.pid
+        self.to_child = Connection(to_child_w, readable=False)
+        self.from_child = Connection(from_child_r, writable=False)
+        self._send_lock = threading.Lock()
+        self.dead = False
+        self.plan_pins_repack = False
+        self.reader = threading.Thread(target=engine._read, args=(self,), daemon=True,
+                                       name=f"haven-model-{self.pid}")
+        self.logger = threading.Thread(target=_copy_log, args=(log_r,), daemon=True,
+                                       name=f"haven-model-log-{self.pid}")
+        self.reader.start()
+        self.logger.start()
+
+    def send(self, message: dict) -> bool:
+        with self._send_lock:
+            if self.dead:
+                return False
+            try:
+                protocol.send(self.to_child, message)
+                return True
+            except (OSError, ValueError):
+                return False
+
+    def kill(self) -> None:
+        try:
+            self.process.kill()
+        except OSError:
+            pass
+
+
+_APP_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment without passphrases or tokens; ``app`` importable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_ENV)}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_APP_ROOT, env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    # ggml's abort handler attaches gdb, whose backtrace prints argument values (which can
+    # be user text); Python's fault handler writes the stack without values instead.
+    env["GGML_NO_BACKTRACE"] = "1"
+    return env
+
+
+_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING,
+           "ERROR": logging.ERROR, "CRITICAL": logging.CRITICAL}
+
+
+def _copy_log(fd: int) -> None:
+    """Copy the child's stdout/stderr into Haven's log, a line at a time."""
+    with open(fd, "rb", buffering=0, closefd=True) as pipe:
+        buffer = b""
+        while True:
+            try:
+                data = pipe.read(65536)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            buffer += data
+            *lines, buffer = buffer.split(b"\n")
+            for raw in lines:
+                _log_child_line(raw)
+        if buffer:
+            _log_child_line(buffer)
+
+
+def _log_child_line(raw: bytes) -> None:
+    line = raw.decode("utf-8", errors="replace").rstrip()
+    if not line.strip():
+        return
+    level_name, _, rest = line.partition(" ")
+    level = _LEVELS.get(level_name)
+    if level is None:  # a plain print: llama-cpp-python, ggml's abort message, the fault handler
+        child_log.info("%s", line)
+    else:
+        child_log.log(level, "%s", rest.removeprefix("haven.model: "))
+
+
 class Engine:
     def __init__(self) -> None:
-        native_log.install()
-        self._jobs: queue.Queue = queue.Queue()
-        self._llm: Any = None
-        self._template: ChatTemplate | None = None
-        self._abort_callback = None
-        self._active_cancel = threading.Event()
-        self._current: ReplyStream | None = None
+        self._lock = threading.RLock()
+        self._ids = itertools.count(1)
+        self._pending: dict[int, _Pending] = {}
+        self._child: _Child | None = None
+        self._listeners: list[Callable[[EngineState, str | None], None]] = []
+        self._closing = False
+        self._crashes: list[float] = []
+        self._wanted: ModelSpec | None = None  # the model to reload after a crash
+        self._fallback_used = False
         self.state = EngineState.EMPTY
         self.error: str | None = None
         self.detail: str | None = None
         self.spec: ModelSpec | None = None
         self.n_ctx = 0
-        self._closing = False
-        self._load_percent = -5
-        self._listeners: list[Callable[[EngineState, str | None], None]] = []
-        self._thread = threading.Thread(target=self._run, name="haven-engine", daemon=True)
-        self._thread.start()
-        assert self._thread.ident is not None
-        route_thread_output_to_log(self._thread.ident)
+        self.buffers: str | None = None  # what the weight buffers are and why (doctor)
+        self.restarts = 0
 
-    # ---- the worker ------------------------------------------------------------------
-
-    def _run(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                break
-            fn, future = job
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn())
-            except BaseException as exc:  # handed to the caller through the future
-                future.set_exception(exc)
-
-    def call(self, fn: Callable[[Any], Any]) -> Future:
-        """Run ``fn(llm)`` on the worker (which owns the model). For tools and the benchmark."""
-
-        def job():
-            if self._llm is None:
-                raise EngineError("no model is loaded")
-            return fn(self._llm)
-
-        return self._submit(job)
-
-    def _submit(self, fn: Callable[[], Any]) -> Future:
-        future: Future = Future()
-        self._jobs.put((fn, future))
-        return future
+    # ---- state ---------------------------------------------------------------------------
 
     def on_state(self, listener: Callable[[EngineState, str | None], None]) -> None:
         self._listeners.append(listener)
@@ -174,290 +279,86 @@ class Engine:
             except Exception:
                 log.exception("engine state listener failed")
 
-    # ---- loading -----------------------------------------------------------------------
-
-    def load(self, spec: ModelSpec) -> Future:
-        """Load ``spec`` in the background. The future resolves when it is ready (or fails)."""
-        self._set_state(EngineState.LOADING, f"loading {spec.name}")
-        return self._submit(lambda: self._load(spec))
-
-    def _load(self, spec: ModelSpec) -> None:
-        try:
-            info = inspect_gguf(spec.path)
-        except GGUFError as exc:
-            self._set_state(EngineState.FAILED, str(exc))
-            raise EngineError(str(exc)) from exc
-        from llama_cpp import Llama
-
-        self._unload()
-        self._load_percent = -5
-        n_ctx = spec.n_ctx
-        if info.context_length:
-            n_ctx = min(n_ctx, info.context_length)
-        started = time.perf_counter()
-        self._closing = False
-        try:
-            # verbose=True: llama-cpp-python's quiet mode points fds 1 and 2 at /dev/null for
-            # the whole process while it loads, which would blank a screen drawn from another
-            # thread. Its prints from this thread go to the log (see app.logs), and the C
-            # log goes there through native_log.
-            with _load_progress(lambda p: self._loading(spec.name, p)):
-                llm = Llama(
-                    model_path=str(spec.path),
-                    n_ctx=n_ctx,
-                    n_threads=spec.threads,
-                    n_threads_batch=spec.threads,
-                    n_batch=512,
-                    verbose=True,
-                )
-        except (ValueError, RuntimeError, OSError) as exc:
-            message = f"the model file {spec.path.name} could not be loaded (is it damaged?)"
-            self._set_state(EngineState.FAILED, message)
-            raise EngineError(message) from exc
-        try:
-            self._template = ChatTemplate.resolve(
-                llm.metadata.get("tokenizer.chat_template"),
-                spec.chat_format,
-                eos=_token_text(llm, llm.token_eos()),
-                bos=_token_text(llm, llm.token_bos()),
-                eos_id=llm.token_eos(),
-            )
-        except TemplateError as exc:
-            llm.close()
-            self._set_state(EngineState.FAILED, str(exc))
-            raise EngineError(str(exc)) from exc
-        self._install_abort(llm)
-        self._llm = llm
-        self.spec = spec
-        self.n_ctx = n_ctx
-        log.info(
-            "model %s loaded in %.2fs (n_ctx=%d, threads=%d, template=%s)",
-            spec.name, time.perf_counter() - started, n_ctx, spec.threads, self._template.source,
-        )
-        self._set_state(EngineState.READY, spec.name)
-
-    def _loading(self, name: str, fraction: float) -> bool:
-        """Progress from llama.cpp's loader; returning False aborts (the engine is closing)."""
-        percent = int(fraction * 100)
-        if percent >= self._load_percent + 5 or percent == 100:
-            self._load_percent = percent
-            self._set_state(EngineState.LOADING, f"loading {name} {percent}%")
-        return not self._closing
-
-    def _install_abort(self, llm) -> None:
-        import llama_cpp
-
-        @llama_cpp.ggml_abort_callback
-        def _abort(_data: ctypes.c_void_p) -> bool:
-            return self._active_cancel.is_set()
-
-        self._abort_callback = _abort  # keep alive as long as the context
-        llama_cpp.llama_set_abort_callback(llm._ctx.ctx, _abort, ctypes.c_void_p(0))
-
-    def _unload(self) -> None:
-        if self._llm is not None:
-            self._llm.close()
-            self._llm = None
-            self._template = None
-
-    def unload(self) -> Future:
-        def job():
-            self._unload()
-            self._set_state(EngineState.EMPTY)
-
-        return self._submit(job)
-
-    def close(self) -> None:
-        self._closing = True  # also stops a load in progress
-        self.cancel_current()
-        self.unload()
-        self._jobs.put(None)
-        self._thread.join(timeout=10)
-
-    def cancel_current(self) -> None:
-        self._active_cancel.set()
-
     @property
     def ready(self) -> bool:
         return self.state is EngineState.READY
 
-    # ---- tokens ------------------------------------------------------------------------
+    @property
+    def worker_pid(self) -> int | None:
+        """The model process's id (None before it starts)."""
+        child = self._child
+        return child.pid if child is not None and not child.dead else None
 
-    def _tokenize(self, text: str, add_bos: bool = False) -> list[int]:
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+    # ---- requests ------------------------------------------------------------------------
 
-    def _detokenize(self, tokens: list[int]) -> str:
-        return self._llm.detokenize(tokens).decode("utf-8", errors="ignore")
+    def _ensure_child(self) -> _Child:
+        if self._child is None or self._child.dead:
+            self._child = _Child(self)
+            log.info("model process %d started", self._child.pid)
+        return self._child
+
+    def _request(self, op: str, pending: _Pending, **fields: Any) -> int:
+        with self._lock:
+            if self._closing:
+                raise EngineError("the engine is closed")
+            child = self._ensure_child()
+            request_id = next(self._ids)
+            self._pending[request_id] = pending
+            sent = child.send({"op": op, "id": request_id, **fields})
+        if not sent:  # the child died just now; its reader fails what is pending
+            child.kill()
+        return request_id
+
+    def _future(self, op: str, **fields: Any) -> Future:
+        future: Future = Future()
+        try:
+            self._request(op, _Pending(op, future=future), **fields)
+        except EngineError as exc:
+            future.set_exception(exc)
+        return future
+
+    def load(self, spec: ModelSpec) -> Future:
+        """Load ``spec`` in the background. The future resolves when it is ready (or fails)."""
+        with self._lock:
+            self._wanted = spec
+            self._fallback_used = False
+        self._set_state(EngineState.LOADING, f"loading {spec.name}")
+        return self._load(spec, internal=False)
+
+    def _load(self, spec: ModelSpec, internal: bool) -> Future:
+        future: Future = Future()
+        try:
+            self._request("load", _Pending("load", future=future, spec=spec, internal=internal),
+                          spec=spec.to_json())
+        except EngineError as exc:
+            future.set_exception(exc)
+        return future
+
+    def unload(self) -> Future:
+        with self._lock:
+            self._wanted = None
+            if self._child is None:
+                future: Future = Future()
+                future.set_result(None)
+                self._set_state(EngineState.EMPTY)
+                return future
+        return self._future("unload")
 
     def count_tokens(self, text: str) -> Future:
-        return self._submit(lambda: len(self._tokenize(text)))
-
-    def _prompt_tokens(self, system: str, turns: list[Turn]) -> tuple[list[int], tuple[str, ...]]:
-        assert self._template is not None
-        rendered = self._template.render(system, turns)
-        tokens = self._tokenize(rendered.prompt, add_bos=not rendered.includes_bos)
-        return tokens, rendered.stop
-
-    # ---- chat --------------------------------------------------------------------------
+        return self._future("count_tokens", text=text)
 
     def chat(self, request: ChatRequest) -> ReplyStream:
         """Stream a reply to ``request``. Folding older turns happens first if needed."""
         stream = ReplyStream(self)
-        submitted = time.perf_counter()
-        self._submit(lambda: self._chat_job(request, stream, submitted))
-        return stream
-
-    def _chat_job(self, request: ChatRequest, stream: ReplyStream, submitted: float) -> None:
-        reply = Reply()
-        self._current = stream
-        self._active_cancel.clear()
-        if stream.cancel_event.is_set():
-            self._active_cancel.set()
         try:
-            if self._llm is None:
-                raise EngineError("no model is loaded yet")
-            if self._active_cancel.is_set():
-                raise Cancelled()
-            tokens, stop, summary, folded, fold_s = self._fit(request)
-            reply.summary, reply.folded, reply.fold_seconds = summary, folded, fold_s
-            reply.prompt_tokens = len(tokens)
-            self._generate(tokens, stop, request.params, stream, reply, submitted)
-        except Cancelled:
-            reply.status = "cancelled"
+            stream.request_id = self._request("chat", _Pending("chat", stream=stream),
+                                              request=_request_json(request))
         except EngineError as exc:
-            reply.status, reply.error = "error", str(exc)
-        except Exception as exc:  # llama.cpp errors must never kill the worker
-            if self._active_cancel.is_set():
-                reply.status = "cancelled"
-            else:
-                log.exception("generation failed")
-                reply.status, reply.error = "error", f"the model stopped unexpectedly ({exc})"
-        finally:
-            self._current = None
-            self._active_cancel.clear()
-            stream._finish(reply)
-
-    def _fit(self, request: ChatRequest):
-        """Return prompt tokens that fit n_ctx with room for the reply, folding if needed."""
-        limit = self.n_ctx - request.params.max_tokens - SAFETY_MARGIN
-        if limit < 64:
-            raise EngineError("the context window is too small for the reply length")
-        turns = list(request.turns)
-        summary = request.summary
-        system = budget.compose_system(request.system, summary)
-        tokens, stop = self._prompt_tokens(system, turns)
-        if len(tokens) <= limit:
-            return tokens, stop, None, 0, 0.0
-
-        started = time.perf_counter()
-        fixed = len(self._prompt_tokens(request.system, [])[0]) + 16
-        costs = [len(self._tokenize(t.content)) + 8 for t in turns]
-        fold = budget.turns_to_fold([t.role for t in turns], costs, fixed, limit, SUMMARY_TOKENS)
-        if fold > 0:
-            summary = self._fold(summary, turns[:fold], request.fold_instruction)
-            turns = turns[fold:]
-        # A single message too long for the context: the model sees its start and end.
-        while True:
-            system = budget.compose_system(request.system, summary)
-            tokens, stop = self._prompt_tokens(system, turns)
-            if len(tokens) <= limit:
-                break
-            longest = max(range(len(turns)), key=lambda i: len(turns[i].content))
-            content_tokens = self._tokenize(turns[longest].content)
-            keep = max(len(content_tokens) - (len(tokens) - limit) - 64, 32)
-            if keep >= len(content_tokens):
-                raise EngineError("the conversation cannot be made to fit the context window")
-            clipped = budget.clip_middle(turns[longest].content, content_tokens, keep,
-                                         self._detokenize)
-            turns[longest] = Turn(turns[longest].role, clipped)
-        return tokens, stop, (summary if fold > 0 else None), fold, time.perf_counter() - started
-
-    def _fold(self, summary: str | None, turns: list[Turn], instruction: str) -> str:
-        """Fold ``turns`` into the running summary, in chunks that fit the context."""
-        room = self.n_ctx - SUMMARY_TOKENS - 256 - len(self._tokenize(instruction))
-        chunk: list[Turn] = []
-        chunk_cost = 0
-        for turn in turns:
-            cost = len(self._tokenize(turn.content)) + 8
-            if cost > room // 2:
-                tokens = self._tokenize(turn.content)
-                turn = Turn(turn.role, budget.clip_middle(turn.content, tokens, room // 2,
-                                                          self._detokenize))
-                cost = room // 2 + 16
-            if chunk and chunk_cost + cost > room:
-                summary = self._summarise_chunk(summary, chunk, instruction)
-                chunk, chunk_cost = [], 0
-            chunk.append(turn)
-            chunk_cost += cost
-        if chunk:
-            summary = self._summarise_chunk(summary, chunk, instruction)
-        return summary or ""
-
-    def _summarise_chunk(self, summary: str | None, turns: list[Turn], instruction: str) -> str:
-        body = ""
-        if summary:
-            body += f"Summary so far:\n{summary.strip()}\n\n"
-        body += "Conversation to add:\n" + budget.fold_transcript(turns)
-        tokens, stop = self._prompt_tokens(instruction, [Turn("user", body)])
-        params = GenerationParams(temperature=0.3, top_p=0.9, repeat_penalty=1.1,
-                                  max_tokens=SUMMARY_TOKENS, seed=-1)
-        text = self._complete(tokens, stop, params)
-        return text.strip() or (summary or "")
-
-    def _complete(self, tokens: list[int], stop, params: GenerationParams, grammar=None) -> str:
-        parts = []
-        for piece in self._token_stream(tokens, stop, params, grammar):
-            parts.append(piece)
-        return "".join(parts)
-
-    def _token_stream(self, tokens: list[int], stop, params: GenerationParams, grammar=None):
-        kwargs: dict[str, Any] = dict(
-            prompt=tokens,
-            max_tokens=params.max_tokens,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            repeat_penalty=params.repeat_penalty,
-            stop=list(stop) or None,
-            stream=True,
-        )
-        if params.seed >= 0:
-            kwargs["seed"] = params.seed
-        if grammar is not None:
-            kwargs["grammar"] = grammar
-        generator = self._llm.create_completion(**kwargs)
-        try:
-            for chunk in generator:
-                if self._active_cancel.is_set():
-                    raise Cancelled()
-                text = chunk["choices"][0]["text"]
-                if text:
-                    yield text
-        except RuntimeError:
-            if self._active_cancel.is_set():  # llama_decode aborted by our callback
-                raise Cancelled() from None
-            raise
-        finally:
-            generator.close()
-
-    def _generate(self, tokens, stop, params, stream: ReplyStream, reply: Reply, submitted):
-        import llama_cpp
-
-        ctx = self._llm._ctx.ctx
-        llama_cpp.llama_perf_context_reset(ctx)
-        parts: list[str] = []
-        try:
-            for text in self._token_stream(tokens, stop, params):
-                if reply.time_to_first_token is None:
-                    reply.time_to_first_token = time.perf_counter() - submitted
-                parts.append(text)
-                stream._push(text)
-        finally:
-            reply.text = "".join(parts)
-            perf = llama_cpp.llama_perf_context(ctx)
-            reply.evaluated_prompt_tokens = int(perf.n_p_eval)
-            reply.generated_tokens = int(perf.n_eval)
-
-    # ---- one-shot completions (summaries, titles, structured drafts) --------------------
+            stream._finish(Reply(status="error", error=str(exc)))
+            return stream
+        if stream.cancel_event.is_set():  # cancelled before it had an id to cancel by
+            self._cancel(stream)
+        return stream
 
     def complete(
         self,
@@ -467,76 +368,246 @@ class Engine:
         json_schema: dict | None = None,
     ) -> Future:
         """Generate one reply without streaming; with ``json_schema``, constrained to it."""
+        return self._future("complete", system=system,
+                            turns=[{"role": t.role, "content": t.content} for t in turns],
+                            params=asdict(params), json_schema=json_schema)
 
-        def job() -> str:
-            if self._llm is None:
-                raise EngineError("no model is loaded yet")
-            self._active_cancel.clear()
-            grammar = None
-            if json_schema is not None:
-                import json
+    # explicit requests for `haven bench` (the model cannot be reached across the pipe)
+    def model_info(self) -> Future:
+        return self._future("info")
 
-                from llama_cpp import LlamaGrammar
+    def perf_counters(self) -> Future:
+        return self._future("perf")
 
-                grammar = LlamaGrammar.from_json_schema(json.dumps(json_schema), verbose=False)
-            limit = self.n_ctx - params.max_tokens - SAFETY_MARGIN
-            request_turns = list(turns)
-            tokens, stop = self._prompt_tokens(system, request_turns)
-            while len(tokens) > limit and len(request_turns) > 1:
-                request_turns = request_turns[1:]
-                tokens, stop = self._prompt_tokens(system, request_turns)
-            if len(tokens) > limit:
-                content_tokens = self._tokenize(request_turns[-1].content)
-                keep = max(len(content_tokens) - (len(tokens) - limit) - 64, 32)
-                request_turns[-1] = Turn(
-                    request_turns[-1].role,
-                    budget.clip_middle(request_turns[-1].content, content_tokens, keep,
-                                       self._detokenize),
-                )
-                tokens, stop = self._prompt_tokens(system, request_turns)
+    def baseline_decode(self, prompt: str, max_tokens: int, seed: int = 11) -> Future:
+        """Decode speed of plain llama-cpp-python inside the model process (no pipe)."""
+        return self._future("raw_decode", prompt=prompt, max_tokens=max_tokens, seed=seed)
+
+    # ---- cancelling --------------------------------------------------------------------
+
+    def cancel_current(self) -> None:
+        child = self._child
+        if child is not None:
+            child.send({"op": "cancel", "id": None})
+
+    def _cancel(self, stream: ReplyStream) -> None:
+        child = self._child
+        if child is None or stream.request_id is None:
+            return
+        child.send({"op": "cancel", "id": stream.request_id})
+        timer = threading.Timer(CANCEL_GRACE, self._cancel_overdue, args=(child, stream))
+        timer.daemon = True
+        timer.start()
+
+    def _cancel_overdue(self, child: _Child, stream: ReplyStream) -> None:
+        if not stream.done.is_set() and not child.dead:
+            log.warning("the model process ignored a cancel for %.0fs; restarting it", CANCEL_GRACE)
+            child.kill()
+
+    # ---- what the child says ---------------------------------------------------------------
+
+    def _read(self, child: _Child) -> None:
+        while True:
             try:
-                return self._complete(tokens, stop, params, grammar)
-            except Cancelled:
-                raise EngineError("cancelled") from None
-            finally:
-                self._active_cancel.clear()
+                message = protocol.receive(child.from_child)
+            except (EOFError, OSError, ValueError):
+                break
+            try:
+                self._dispatch(child, message)
+            except Exception:
+                log.exception("could not handle a message from the model process")
+        self._child_ended(child)
 
-        return self._submit(job)
+    def _dispatch(self, child: _Child, message: dict) -> None:
+        event = message.get("ev")
+        if event == "hello":
+            return
+        request_id = message.get("id")
+        with self._lock:
+            pending = self._pending.get(request_id)  # type: ignore[arg-type]
+        if pending is None:
+            return
+        if event == "piece" and pending.stream is not None:
+            pending.stream._push(str(message.get("text", "")))
+        elif event == "progress" and pending.spec is not None:
+            self._set_state(EngineState.LOADING,
+                            f"loading {pending.spec.name} {int(message.get('percent', 0))}%")
+        elif event == "plan":
+            child.plan_pins_repack = bool(message.get("pin_repack"))
+        elif event in ("result", "error"):
+            with self._lock:
+                self._pending.pop(request_id, None)  # type: ignore[arg-type]
+            if event == "result":
+                self._resolved(pending, message.get("value"))
+            else:
+                self._failed(pending, message.get("kind", "internal"),
+                             str(message.get("message", "")))
 
+    def _resolved(self, pending: _Pending, value: Any) -> None:
+        if pending.op == "load":
+            assert pending.spec is not None
+            self.spec = pending.spec
+            self.n_ctx = int(value["n_ctx"])
+            self.buffers = str(value.get("buffers"))
+            log.info("model %s ready (n_ctx=%d; buffers: %s)", pending.spec.name, self.n_ctx,
+                     value.get("buffer_plan"))
+            self._set_state(EngineState.READY, pending.spec.name)
+        elif pending.op == "unload":
+            self.spec = None
+            self._set_state(EngineState.EMPTY)
+        if pending.stream is not None:
+            pending.stream._finish(Reply(**value))
+        elif pending.future is not None and not pending.future.done():
+            pending.future.set_result(value)
 
-@contextmanager
-def _load_progress(report: Callable[[float], bool]):
-    """Have llama.cpp report loading progress (0.0-1.0) to ``report``.
+    def _failed(self, pending: _Pending, kind: str, message: str) -> None:
+        if pending.op == "load":
+            if kind == "cancelled":
+                message = "loading was stopped"
+            self._set_state(EngineState.FAILED, message)
+        if pending.stream is not None:
+            status = "cancelled" if kind == "cancelled" else "error"
+            pending.stream._finish(Reply(text=pending.stream._shown(), status=status,
+                                         error=None if kind == "cancelled" else message))
+        elif pending.future is not None and not pending.future.done():
+            pending.future.set_exception(EngineError(message))
 
-    llama-cpp-python's ``Llama`` takes no progress callback, but builds its model
-    parameters from ``llama_model_default_params()`` while loading; for that call (made on
-    this worker, the only place models load) the defaults carry our callback.
-    """
-    import llama_cpp.llama_cpp as lc
+    # ---- when the child dies -------------------------------------------------------------
 
-    original = lc.llama_model_default_params
-
-    @lc.llama_progress_callback
-    def callback(progress: float, _data: ctypes.c_void_p) -> bool:
+    def _child_ended(self, child: _Child) -> None:
+        with child._send_lock:
+            child.dead = True
+            for connection in (child.to_child, child.from_child):
+                try:
+                    connection.close()
+                except OSError:
+                    pass
         try:
-            return bool(report(float(progress)))
-        except Exception:  # never raise into C
-            return True
+            code = child.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            code = child.process.wait()
+        child.logger.join(timeout=10)  # its last words (ggml's abort, the stack) come first
+        with self._lock:
+            if self._child is not child:
+                return
+            self._child = None
+            orphans = list(self._pending.items())
+            self._pending.clear()
+            closing = self._closing
+            wanted = self._wanted
+        cause = _describe_exit(code)
+        if closing:
+            for _, pending in orphans:
+                self._orphaned(pending, "the engine is closed", crashed=False)
+            return
+        log.warning("the model process %d stopped unexpectedly (%s)", child.pid, cause)
+        loading = next((p for _, p in orphans if p.op == "load"), None)
+        if loading is not None:
+            self._load_crashed(child, loading, [p for _, p in orphans if p is not loading])
+            return
+        # Say what happens next before anyone waiting hears of the crash, so a caller that
+        # checks `ready` right after sees the restart, not a model that is gone.
+        restart = wanted is not None and self._may_restart()
+        if wanted is not None and not restart:
+            self._set_state(EngineState.FAILED,
+                            "the model kept stopping unexpectedly, so Haven has left it off; "
+                            "your journal still works, and restarting Haven tries again")
+        elif restart:
+            assert wanted is not None
+            self.restarts += 1
+            self._set_state(EngineState.LOADING, f"restarting {wanted.name}")
+        for _, pending in orphans:
+            self._orphaned(pending, "the model stopped unexpectedly", crashed=True)
+        if restart:
+            assert wanted is not None
+            self._load(wanted, internal=True)
 
-    def with_progress():
-        params = original()
-        params.progress_callback = callback
-        return params
+    def _may_restart(self) -> bool:
+        now = time.monotonic()
+        self._crashes = [t for t in self._crashes if now - t < RESTART_WINDOW] + [now]
+        return len(self._crashes) <= MAX_RESTARTS
 
-    lc.llama_model_default_params = with_progress
-    try:
-        yield
-    finally:
-        lc.llama_model_default_params = original
+    def _load_crashed(self, child: _Child, loading: _Pending, others: list[_Pending]) -> None:
+        spec = loading.spec
+        assert spec is not None
+        for pending in others:
+            self._orphaned(pending, "the model stopped unexpectedly", crashed=True)
+        if child.plan_pins_repack and not self._fallback_used:
+            # Haven's own choice of buffers is the likeliest cause: load without repack.
+            self._fallback_used = True
+            fallback = replace(spec, repack="off")
+            log.warning("the model process stopped while loading with pinned repack buffers; "
+                        "loading without them")
+            with self._lock:
+                if self._wanted == spec:
+                    self._wanted = fallback
+            follow = self._load(fallback, internal=loading.internal)
+            if loading.future is not None:
+                follow.add_done_callback(lambda f: _chain(f, loading.future))
+            return
+        message = (f"the model file {spec.path.name} made the model stop while loading "
+                   "(it may be damaged or not suit this computer)")
+        with self._lock:
+            self._wanted = None
+        self._set_state(EngineState.FAILED, message)
+        if loading.future is not None and not loading.future.done():
+            loading.future.set_exception(EngineError(message))
+
+    def _orphaned(self, pending: _Pending, message: str, crashed: bool) -> None:
+        if pending.stream is not None:
+            stream = pending.stream
+            if stream.cancel_event.is_set():
+                stream._finish(Reply(text=stream._shown(), status="cancelled"))
+            else:
+                stream._finish(Reply(text=stream._shown(),
+                                     status="crashed" if crashed else "error",
+                                     error=CRASHED_LINE if crashed else message))
+        elif pending.future is not None and not pending.future.done():
+            pending.future.set_exception(EngineError(message))
+
+    # ---- closing -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._closing = True
+            child = self._child
+        if child is None:
+            return
+        child.send({"op": "shutdown"})
+        try:
+            child.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+        child.reader.join(timeout=5)
+        child.logger.join(timeout=5)
 
 
-def _token_text(llm, token_id: int) -> str:
-    if token_id < 0:
-        return ""
-    return llm._model.token_get_text(token_id)
+def _chain(source: Future, target: Future) -> None:
+    if target.done():
+        return
+    if source.exception() is not None:
+        target.set_exception(source.exception())
+    else:
+        target.set_result(source.result())
 
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        import signal
+
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+def _request_json(request: ChatRequest) -> dict:
+    return {
+        "system": request.system,
+        "turns": [{"role": t.role, "content": t.content} for t in request.turns],
+        "summary": request.summary,
+        "fold_instruction": request.fold_instruction,
+        "params": asdict(request.params),
+    }

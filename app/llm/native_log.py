@@ -16,8 +16,10 @@ _lock = threading.Lock()
 _callback = None  # keep a reference: ctypes callbacks must outlive their use
 log = logging.getLogger("haven.llama")
 
-_LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR,
-           4: logging.DEBUG, 5: logging.DEBUG}
+# ggml_log_level: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (goes on with the last)
+_LEVELS = {0: logging.INFO, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING,
+           4: logging.ERROR}
+_last_level = [logging.INFO]
 
 
 def install() -> None:
@@ -33,8 +35,10 @@ def install() -> None:
                 message = text.decode("utf-8", errors="replace").rstrip()
             except Exception:  # never raise into C
                 return
+            if level != 5:
+                _last_level[0] = _LEVELS.get(level, logging.INFO)
             if message:
-                log.log(_LEVELS.get(level, logging.DEBUG), message)
+                log.log(_last_level[0], message)
 
         _callback = _to_logging
         llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))

@@ -283,8 +283,11 @@ class ChatScreen(Screen):
                 self.query_one(CrisisPanel).show("elevated", event.text, event.resources)
         elif isinstance(event, ReplyDone) and self._reply_view is not None:
             note = {"cancelled": "(stopped)", "replaced": "(replaced by Haven's safety check)",
-                    "error": f"(the model stopped: {event.error})"}.get(event.status, "")
+                    "error": f"(the model stopped: {event.error})",
+                    "crashed": "(interrupted)"}.get(event.status, "")
             await self._reply_view.finish(note)
+            if event.status == "crashed" and event.error:  # one calm line; the box is untouched
+                await log.mount(ChatMessage("system", event.error))
         # after the new content is laid out, or the view can stop short of the end
         self.call_after_refresh(log.scroll_end, animate=False)
 
