@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from app.store import recall as recall_words
 from app.store import schema
 from app.store.connection import SQLITE_FULL, DatabaseError, connect, integrity_problems
 from app.store.errors import (
@@ -36,6 +37,7 @@ from app.store.records import (
     MessageStatus,
     MoodEntry,
     Note,
+    RecallHit,
     RiskLevel,
     Role,
     SafetyPlan,
@@ -43,6 +45,7 @@ from app.store.records import (
     ScreenerAnswerKind,
     SearchHit,
     Session,
+    SessionStart,
     ThoughtRecord,
     iso_utc,
     now_utc,
@@ -450,6 +453,101 @@ class Journal:
             cursor = self._conn.execute(sql, {"q": query, "limit": limit})
             return [_from_row(SearchHit, cursor, row) for row in cursor.fetchall()]
 
+    # ---- recall: earlier items for the prompt (issue 15) ----------------------------------
+
+    _RECALL_MODELS: dict[str, type[BaseModel]] = {
+        "thought_record": ThoughtRecord, "session": Session, "note": Note, "mood": MoodEntry}
+
+    def recall(
+        self,
+        text: str,
+        *,
+        session_id: str | None = None,
+        exclude_ids: frozenset[str] | set[str] = frozenset(),
+        limit: int = 3,
+        pool: int = 30,
+    ) -> list[RecallHit]:
+        """The few earlier items most relevant to ``text`` (what the person just wrote).
+
+        Looks only at what may be recalled — thought records, session summaries and steps,
+        notes, mood notes (``recall_index``), never messages — ranked with FTS5's BM25
+        (a thought record's situation, hot and balanced thought, a session's summary and
+        step count double). Never returns anything from ``session_id`` (the current
+        session) or from a session that reached crisis (any message stored at risk level
+        ``crisis``), nor the items in ``exclude_ids`` (already in the prompt). An item must
+        share enough meaningful words with ``text`` (:func:`app.store.recall.enough_shared`),
+        so an unrelated message recalls nothing. Items saying the same thing are returned
+        once. Everything happens inside the encrypted file (``temp_store=MEMORY``).
+        """
+        words = recall_words.terms(text)
+        if not words or limit <= 0:
+            return []
+        # The FTS5 query alone, kept lean (bm25 is worked out once per match); the rules
+        # below are applied to its best matches, best first, until enough are found.
+        sql = (
+            "SELECT m.kind, m.ref_id, m.created, bm25(recall_index, 2.0, 1.0) AS score"
+            " FROM recall_index JOIN recall_map m ON m.rowid = recall_index.rowid"
+            " WHERE recall_index MATCH ? ORDER BY score, m.created DESC LIMIT ? OFFSET ?"
+        )
+        query = recall_words.any_of(words)
+        out: list[RecallHit] = []
+        said: set[str] = set()
+        crisis: dict[str, bool] = {}
+        with self._lock:
+            offset = 0
+            while len(out) < limit:
+                rows = self._conn.execute(sql, (query, pool, offset)).fetchall()
+                for kind, ref_id, created, score in rows:
+                    if ref_id in exclude_ids:
+                        continue
+                    record = self._one(self._RECALL_MODELS[kind], ref_id)  # type: ignore[type-var]
+                    if record is None:
+                        continue
+                    in_session = record.id if isinstance(record, Session) else getattr(
+                        record, "session_id", None)
+                    if in_session is not None:
+                        if in_session == session_id:
+                            continue
+                        if in_session not in crisis:
+                            crisis[in_session] = self._conn.execute(
+                                "SELECT 1 FROM messages WHERE session_id = ? AND risk_level = "
+                                "'crisis' LIMIT 1", (in_session,)).fetchone() is not None
+                        if crisis[in_session]:
+                            continue
+                    shared = recall_words.shared(words, _recall_text(record))
+                    if not recall_words.enough_shared(shared, len(words)):
+                        continue
+                    key = " ".join(re.findall(r"\w+", _recall_gist(record).lower())) or ref_id
+                    if key in said:
+                        continue
+                    said.add(key)
+                    out.append(RecallHit(kind=kind, ref_id=ref_id, created=created,
+                                         session_id=in_session, score=score, shared=shared,
+                                         record=record))
+                    if len(out) >= limit:
+                        break
+                if len(rows) < pool:
+                    break
+                offset += pool
+        return out
+
+    def session_starts(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[SessionStart]:
+        """Per session (oldest first): Haven's opening words, and whether the person wrote."""
+        where, params = _range("s.started", since, until)
+        sql = (
+            "SELECT s.id, s.started, ("
+            "  SELECT CASE WHEN role = 'system' THEN content END FROM messages"
+            "  WHERE session_id = s.id ORDER BY created, rowid LIMIT 1) AS opening,"
+            " EXISTS (SELECT 1 FROM messages WHERE session_id = s.id AND role = 'user')"
+            " FROM sessions s" + (f" WHERE {where}" if where else "") + " ORDER BY s.started"
+        )
+        with self._lock:
+            return [SessionStart(session_id=i, started=started, opening=opening,
+                                 person_wrote=bool(wrote))
+                    for i, started, opening, wrote in self._conn.execute(sql, params).fetchall()]
+
     # ---- settings kept inside the journal ----------------------------------------------
 
     def get_setting(self, key: str, default: Any = None) -> Any:
@@ -478,6 +576,29 @@ class Journal:
         with self._lock:
             return self._conn.execute(
                 f"SELECT 1 FROM {_TABLES[model]} WHERE id = ?", (record_id,)).fetchone() is not None
+
+
+def _recall_gist(record: BaseModel) -> str:
+    """What an item says, to tell two items that say the same thing apart."""
+    if isinstance(record, ThoughtRecord):
+        return "\n".join((record.situation, record.hot_thought or "", record.balanced_thought))
+    if isinstance(record, Session):
+        return "\n".join((record.summary or "", record.next_step or ""))
+    if isinstance(record, Note):
+        return record.body
+    if isinstance(record, MoodEntry):
+        return record.note or ""
+    return ""
+
+
+def _recall_text(record: BaseModel) -> str:
+    """All the text of an item that recall matches on."""
+    if isinstance(record, ThoughtRecord):
+        return "\n".join((_recall_gist(record), *(t.text for t in record.automatic_thoughts),
+                          record.evidence_for, record.evidence_against))
+    if isinstance(record, Session):
+        return "\n".join((_recall_gist(record), record.title or ""))
+    return _recall_gist(record)
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
