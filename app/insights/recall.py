@@ -15,6 +15,7 @@ check, and places :attr:`Recall.block` after the prompt's stable prefix.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from app.cbt import Distortion
 from app.insights.words import RECALL_BLOCK, Words, words
 from app.safety import assess_risk
 from app.store.records import MoodEntry, Note, RecallHit, RecallKind, Session, ThoughtRecord
+
+log = logging.getLogger(__name__)
 
 #: Tokens the "from earlier" block may take in the prompt, by default (by the estimate,
 #: which over-counts: about 290 real tokens, 7% of the default 4096-token context).
@@ -81,6 +84,18 @@ class Recall:
         joined = labels[0] if len(labels) == 1 else (
             ", ".join(labels[:-1]) + w("recall.and") + labels[-1])
         return w("recall.remembered", items=joined)
+
+    def prompt_text(self, message: str) -> str:
+        """The person's newest turn as the model sees it: what they have just written,
+        then the "from earlier" block. Unchanged when nothing was recalled.
+
+        This is the only place recall touches the prompt. The system prompt and every
+        earlier turn stay exactly as they were, and the block comes after the person's
+        words, so the next request (where this turn is plain history) shares everything
+        up to the block with this one: the model's cache of that prefix holds."""
+        if not self.items:
+            return message
+        return f"{message}\n\n{self.block}"
 
 
 def day_label(moment: datetime, tz: tzinfo | None = None, today: date | None = None) -> str:
@@ -208,3 +223,21 @@ def recall(
         items.pop()
         chunks.pop()
     return empty
+
+
+def for_reply(journal, settings, session_id: str | None, message: str) -> Recall:
+    """Recall for the model's next reply, as the companion asks for it: nothing when the
+    person turned recall off (``settings.recall``), never from the current session, and
+    not the last ended session (the prompt's memory already carries its summary and step).
+
+    A failure here never stops a reply: it is logged (without any of the person's words)
+    and the reply goes ahead without recall."""
+    if not getattr(settings, "recall", True):
+        return Recall()
+    try:
+        last = journal.last_ended_session()
+        exclude = {last.id} if last is not None else set()
+        return recall(journal, message, session_id=session_id, exclude_ids=exclude)
+    except Exception as exc:  # noqa: BLE001 - recall is a help, never a reason not to reply
+        log.warning("recall failed (%s); replying without it", type(exc).__name__)
+        return Recall()

@@ -66,6 +66,8 @@ REQUIRED: dict[str, frozenset[str]] = {
     "insights.steps.what": frozenset(),
     "insights.steps.unit": frozenset(),
     "insights.steps.text": frozenset({"count", "followed"}),
+    "opening.trap": frozenset({"name", "count"}),
+    "opening.mood_rose": frozenset({"count", "change"}),
 }
 
 
