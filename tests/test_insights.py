@@ -300,3 +300,54 @@ def test_the_export_carries_the_figures(month):
     assert "After talking, your mood rose by 1.3 on average over 7 sessions" in md
     assert "Mind reading (3)" in md and "10 ┤" in md
     assert parse(render(doc, "both")).model_dump() == doc.model_dump()
+
+
+# ---- Haven's words ----------------------------------------------------------------------------
+
+
+def test_the_words_are_checked_when_loaded(tmp_path):
+    import shutil
+
+    from app.insights.words import Words, WordsError
+    from app.resources import prompts_dir
+
+    folder = tmp_path / "prompts"
+    shutil.copytree(prompts_dir(), folder)
+    Words(folder)  # the shipped files load
+    words_file = folder / "insights.toml"
+    good = words_file.read_text(encoding="utf-8")
+    words_file.write_text(good.replace("your thought record of $date",
+                                       "your thought record of $when"), encoding="utf-8")
+    with pytest.raises(WordsError, match=r"recall.thought_record.*unknown placeholders: when"):
+        Words(folder)
+    words_file.write_text(good.replace('title = "Your patterns"\n', ""), encoding="utf-8")
+    with pytest.raises(WordsError, match="insights.title"):
+        Words(folder)
+    words_file.write_text(good, encoding="utf-8")
+    (folder / "memory_recall.md").write_text("", encoding="utf-8")
+    with pytest.raises(WordsError, match="memory_recall.md is empty"):
+        Words(folder)
+
+
+def test_haven_insights_with_broken_words_is_one_line(haven_home, monkeypatch, tmp_path,
+                                                      capsys):
+    import shutil
+
+    from app.resources import prompts_dir
+
+    folder = tmp_path / "prompts"
+    shutil.copytree(prompts_dir(), folder)
+    (folder / "insights.toml").write_text("[recall]\n", encoding="utf-8")
+    from app.cli.main import main
+    from app.insights import words as words_module
+
+    words_module.words.cache_clear()
+    monkeypatch.setattr("app.resources.prompts_dir", lambda: folder)
+    try:
+        code = main(["insights"])
+    finally:
+        words_module.words.cache_clear()
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("haven: ") and "insights.toml" in err
+    assert len(err.strip().splitlines()) == 1
