@@ -76,3 +76,57 @@ def test_date_ticks_keep_the_first_and_last_day():
         assert positions[0] == 0 and positions[-1] == DAYS - 1
         assert labels[0] == "25 Oct" and labels[-1] == "23 Nov"
         assert len(labels) <= max(2, width // 9)
+
+
+# ---- the Insights view --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def month_insights(tmp_path_factory):
+    from datetime import UTC
+
+    from app.insights.figures import compute, facts_from_journal
+    from app.store import Journal
+    from tests.conftest import PASSPHRASE
+    from tests.month_journal import seed
+
+    journal = Journal.create(tmp_path_factory.mktemp("panel") / "journal.db", PASSPHRASE)
+    seed(journal)
+    result = compute(facts_from_journal(journal), tz=UTC)
+    journal.close()
+    return result
+
+
+class PanelApp(App):
+    def __init__(self, result) -> None:
+        super().__init__()
+        self.result = result
+
+    def compose(self) -> ComposeResult:
+        from app.tui.widgets.insights_panel import InsightsPanel, RecalledNote
+
+        yield RecalledNote("Haven remembered: your thought record of 27 October")
+        yield InsightsPanel()
+
+    def on_mount(self) -> None:
+        from app.tui.widgets.insights_panel import InsightsPanel
+
+        self.query_one(InsightsPanel).show(self.result)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=IDS)
+def test_insights_panel(snap_compare, month_insights, size):
+    assert snap_compare(PanelApp(month_insights), terminal_size=size)
+
+
+async def test_the_panel_shows_each_figure_with_its_count(month_insights):
+    from app.tui.widgets.insights_panel import InsightsPanel
+
+    app = PanelApp(month_insights)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        panel = app.query_one(InsightsPanel)
+        texts = [str(s.render()) for s in panel.query(".figure")]
+        assert len(texts) == len(month_insights.figures)
+        assert any("over 7 sessions" in t for t in texts)
+        assert panel.query_one(MoodPlot).display
