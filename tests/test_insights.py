@@ -351,3 +351,11 @@ def test_haven_insights_with_broken_words_is_one_line(haven_home, monkeypatch, t
     err = capsys.readouterr().err
     assert err.startswith("haven: ") and "insights.toml" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_what_the_person_types_is_never_search_syntax(fresh):
+    fresh.add_note("walking the dog near the river")
+    for text in ('"', "NEAR(dog river)", "dog* OR river:", "river' AND dog", "", "  ",
+                 "🙂 dog river", "dog river)) --"):
+        found = fresh.recall(text)  # never an FTS5 syntax error
+        assert [h.kind for h in found] == (["note"] if "dog" in text else [])
