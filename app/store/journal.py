@@ -465,7 +465,7 @@ class Journal:
         session_id: str | None = None,
         exclude_ids: frozenset[str] | set[str] = frozenset(),
         limit: int = 3,
-        pool: int = 30,
+        pool: int = 40,
     ) -> list[RecallHit]:
         """The few earlier items most relevant to ``text`` (what the person just wrote).
 
@@ -482,53 +482,50 @@ class Journal:
         words = recall_words.terms(text)
         if not words or limit <= 0:
             return []
-        # The FTS5 query alone, kept lean (bm25 is worked out once per match); the rules
-        # below are applied to its best matches, best first, until enough are found.
+        # One FTS5 query, its best ``pool`` matches with their indexed text: the word test
+        # and the duplicate test run on that text, and only an item that passes both is
+        # loaded and checked against its session (current? reached crisis?). Matches
+        # beyond the pool rank too low to be worth a reply's time.
         sql = (
-            "SELECT m.kind, m.ref_id, m.created, bm25(recall_index, 2.0, 1.0) AS score"
+            "SELECT m.kind, m.ref_id, m.created, bm25(recall_index, 2.0, 1.0) AS score,"
+            " recall_index.gist, recall_index.body"
             " FROM recall_index JOIN recall_map m ON m.rowid = recall_index.rowid"
-            " WHERE recall_index MATCH ? ORDER BY score, m.created DESC LIMIT ? OFFSET ?"
+            " WHERE recall_index MATCH ? ORDER BY score, m.created DESC LIMIT ?"
         )
-        query = recall_words.any_of(words)
         out: list[RecallHit] = []
         said: set[str] = set()
         crisis: dict[str, bool] = {}
         with self._lock:
-            offset = 0
-            while len(out) < limit:
-                rows = self._conn.execute(sql, (query, pool, offset)).fetchall()
-                for kind, ref_id, created, score in rows:
-                    if ref_id in exclude_ids:
+            rows = self._conn.execute(sql, (recall_words.any_of(words), pool)).fetchall()
+            for kind, ref_id, created, score, gist, body in rows:
+                if ref_id in exclude_ids:
+                    continue
+                shared = recall_words.shared(words, f"{gist}\n{body}")
+                if not recall_words.enough_shared(shared, len(words)):
+                    continue
+                key = " ".join(re.findall(r"\w+", gist.lower())) or ref_id
+                if key in said:
+                    continue
+                record = self._one(self._RECALL_MODELS[kind], ref_id)  # type: ignore[type-var]
+                if record is None:
+                    continue
+                in_session = record.id if isinstance(record, Session) else getattr(
+                    record, "session_id", None)
+                if in_session is not None:
+                    if in_session == session_id:
                         continue
-                    record = self._one(self._RECALL_MODELS[kind], ref_id)  # type: ignore[type-var]
-                    if record is None:
+                    if in_session not in crisis:
+                        crisis[in_session] = self._conn.execute(
+                            "SELECT 1 FROM messages WHERE session_id = ? AND risk_level = "
+                            "'crisis' LIMIT 1", (in_session,)).fetchone() is not None
+                    if crisis[in_session]:
                         continue
-                    in_session = record.id if isinstance(record, Session) else getattr(
-                        record, "session_id", None)
-                    if in_session is not None:
-                        if in_session == session_id:
-                            continue
-                        if in_session not in crisis:
-                            crisis[in_session] = self._conn.execute(
-                                "SELECT 1 FROM messages WHERE session_id = ? AND risk_level = "
-                                "'crisis' LIMIT 1", (in_session,)).fetchone() is not None
-                        if crisis[in_session]:
-                            continue
-                    shared = recall_words.shared(words, _recall_text(record))
-                    if not recall_words.enough_shared(shared, len(words)):
-                        continue
-                    key = " ".join(re.findall(r"\w+", _recall_gist(record).lower())) or ref_id
-                    if key in said:
-                        continue
-                    said.add(key)
-                    out.append(RecallHit(kind=kind, ref_id=ref_id, created=created,
-                                         session_id=in_session, score=score, shared=shared,
-                                         record=record))
-                    if len(out) >= limit:
-                        break
-                if len(rows) < pool:
+                said.add(key)
+                out.append(RecallHit(kind=kind, ref_id=ref_id, created=created,
+                                     session_id=in_session, score=score, shared=shared,
+                                     record=record))
+                if len(out) >= limit:
                     break
-                offset += pool
         return out
 
     def session_starts(
@@ -576,29 +573,6 @@ class Journal:
         with self._lock:
             return self._conn.execute(
                 f"SELECT 1 FROM {_TABLES[model]} WHERE id = ?", (record_id,)).fetchone() is not None
-
-
-def _recall_gist(record: BaseModel) -> str:
-    """What an item says, to tell two items that say the same thing apart."""
-    if isinstance(record, ThoughtRecord):
-        return "\n".join((record.situation, record.hot_thought or "", record.balanced_thought))
-    if isinstance(record, Session):
-        return "\n".join((record.summary or "", record.next_step or ""))
-    if isinstance(record, Note):
-        return record.body
-    if isinstance(record, MoodEntry):
-        return record.note or ""
-    return ""
-
-
-def _recall_text(record: BaseModel) -> str:
-    """All the text of an item that recall matches on."""
-    if isinstance(record, ThoughtRecord):
-        return "\n".join((_recall_gist(record), *(t.text for t in record.automatic_thoughts),
-                          record.evidence_for, record.evidence_against))
-    if isinstance(record, Session):
-        return "\n".join((_recall_gist(record), record.title or ""))
-    return _recall_gist(record)
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
