@@ -292,7 +292,7 @@ def test_the_safety_plan_is_shown_first_in_a_crisis_and_exported(journal, tmp_pa
     assert "116 123" in md  # the crisis message kept its services in the export
     # the JSON copy round-trips; importing never replaces a plan written in that journal
     parsed = parse(render(doc, "both"))
-    assert parsed.schema_version == 2 and parsed.safety_plan.helpers == "Sam: 07700 900123"
+    assert parsed.schema_version == 3 and parsed.safety_plan.helpers == "Sam: 07700 900123"
     fresh = Journal.create(tmp_path / "fresh.db", PASSPHRASE)
     assert import_document(fresh, parsed).added["safety_plan"] == 1
     assert fresh.safety_plan().helpers == "Sam: 07700 900123"

@@ -30,6 +30,7 @@ from app.conversation.events import (
     Event,
     FollowUp,
     NoModel,
+    Recalled,
     ReplyDone,
     ReplyReplaced,
     ReplyStarted,
@@ -41,6 +42,8 @@ from app.conversation.events import (
 from app.conversation.flow import FlowError, Mode, SessionFlow, Step
 from app.conversation.prompts import PromptLibrary, prompt_library
 from app.conversation.thought_records import draft_thought_record
+from app.insights.opening import returning_pattern
+from app.insights.recall import for_reply as recall_for_reply
 from app.llm import ChatRequest, Engine, GenerationParams, Turn
 from app.safety import RiskAssessment, assess_conversation, assess_risk, resources_for
 from app.safety.output_check import ReplyGuard
@@ -138,6 +141,8 @@ class Companion:
         last = self.journal.last_ended_session()
         if last and last.next_step:
             text = self.prompts.render("opening_return.md", step=last.next_step)
+            pattern = returning_pattern(self.journal, last, self.settings)  # issue 15
+            text = f"{text}\n\n{pattern}" if pattern else text
             opening = Opening(text=text, returning=True, last_summary=last.summary)
         else:
             opening = Opening(text=self.prompts.render("opening.md"),
@@ -437,6 +442,11 @@ class Companion:
         turns, owners = self._model_turns(session)
         if not turns or turns[-1].role != "user":
             return
+        # issue 15: recall goes into the newest turn only (the cached prefix stays the same)
+        recalled = recall_for_reply(self.journal, self.settings, session.id, turns[-1].content)
+        if recalled:
+            turns[-1] = Turn("user", recalled.prompt_text(turns[-1].content))
+            yield Recalled(items=recalled.items, line=recalled.note_line())
         request = ChatRequest(
             system=self.system_prompt(),
             turns=tuple(turns),
