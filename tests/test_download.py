@@ -83,7 +83,11 @@ def test_ctrl_c_leaves_a_partial_that_the_next_run_resumes(tmp_path, hub):
         env=hub_env(home, hub.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     assert hosted.stalled.wait(60), "the download never started"
-    time.sleep(0.5)
+    downloads = home / "models" / ".downloads"
+    deadline = time.monotonic() + 60  # on a busy machine the first bytes reach disk later
+    while time.monotonic() < deadline and not any(
+            p.stat().st_size > 0 for p in downloads.glob("*.partial")):
+        time.sleep(0.1)
     child.send_signal(signal.SIGINT)
     _, err = child.communicate(timeout=60)
     assert child.returncode == 130
