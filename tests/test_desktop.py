@@ -108,7 +108,8 @@ def test_installing_twice_changes_nothing_and_remove_takes_away_only_its_own(des
 
     removed = run_haven(home, "desktop", "remove", env=env)
     assert removed.returncode == 0, removed.stderr
-    assert "haven.desktop" in removed.stdout
+    assert removed.stdout.strip().splitlines()[1:] == [
+        f"  {data / 'icons/hicolor/scalable/apps/haven.svg'}", f"  {data / 'applications/haven.desktop'}"]
     assert tree(data) == before  # the folders it made are gone; the ones it found stay
 
     again = run_haven(home, "desktop", "remove", env=env)

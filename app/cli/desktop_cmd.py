@@ -211,7 +211,8 @@ def install_freedesktop(home: Path, haven: Path) -> list[Path]:
 
 
 def remove_freedesktop(home: Path) -> list[Path]:
-    """Remove what :func:`install_freedesktop` wrote; the paths removed (files, folders)."""
+    """Remove what :func:`install_freedesktop` wrote (and the folders it made, if empty);
+    the files removed."""
     launcher = Launcher(home)
     keys = _entry_keys(launcher.entry)
     removed = []
@@ -227,8 +228,8 @@ def remove_freedesktop(home: Path) -> list[Path]:
         removed.append(launcher.entry)
         created = [home / c for c in keys.get(CREATED_KEY, "").split(";") if c]
         for folder in sorted(created, key=lambda p: len(p.parts), reverse=True):
-            if home in folder.parents and _remove_if_empty(folder):
-                removed.append(folder)
+            if home in folder.parents:
+                _remove_if_empty(folder)
     return removed
 
 
@@ -315,10 +316,9 @@ def remove_macos(home: Path) -> list[Path]:
         raise CliError(f"{app.bundle} was not written by Haven, so it was left alone; "
                        "nothing was removed")
     shutil.rmtree(app.bundle)
-    removed = [app.bundle]
-    if "Applications" in plist.get(PLIST_CREATED, []) and _remove_if_empty(app.bundle.parent):
-        removed.append(app.bundle.parent)
-    return removed
+    if "Applications" in plist.get(PLIST_CREATED, []):
+        _remove_if_empty(app.bundle.parent)
+    return [app.bundle]
 
 
 # --- shared ---------------------------------------------------------------------------------
@@ -346,12 +346,11 @@ def _touch(folder: Path) -> None:
         pass
 
 
-def _remove_if_empty(folder: Path) -> bool:
+def _remove_if_empty(folder: Path) -> None:
     try:
         folder.rmdir()
-        return True
     except OSError:
-        return False
+        pass  # something else is in it now: it stays
 
 
 # --- the commands ---------------------------------------------------------------------------
@@ -391,6 +390,5 @@ def cmd_remove(args: argparse.Namespace) -> int:
         return 0
     print("Removed Haven from your applications menu (your journal and models stay):")
     for path in removed:
-        if not path.is_dir():  # the empty folders install had made go too, unlisted
-            print(f"  {path}")
+        print(f"  {path}")
     return 0
