@@ -31,7 +31,7 @@ class ClosingScreen(DiscardGuard, ModalScreen[str | None]):
                 yield Static("(No summary: there was no model to write one.)", classes="hint")
             yield Static("Is there one small thing you'd like to try before next time? "
                          "It's fine to leave this empty.")
-            yield Input(placeholder="e.g. a ten-minute walk after lunch", id="step")
+            yield Input(placeholder="e.g. a ten-minute walk after lunch", id="step", select_on_focus=False)
             yield Static("", id="problem", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Save and finish", id="save", variant="primary")

@@ -150,7 +150,7 @@ class TextPromptScreen(DiscardGuard, ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(self.title_text, markup=False)
-            yield Input(self.value, placeholder=self.placeholder, id="value")
+            yield Input(self.value, placeholder=self.placeholder, id="value", select_on_focus=False)
             yield Static("", id="problem", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Save", id="save", variant="primary")

@@ -139,7 +139,8 @@ class JournalScreen(Screen[str | None]):
                     yield Button("Back to chat", id="back")
                 yield ListView(id="timeline-list")
             with TabPane("Search", id="search"):
-                yield Input(placeholder="Search everything you have written", id="search-box")
+                yield Input(placeholder="Search everything you have written", id="search-box",
+                            select_on_focus=False)
                 yield Static("", id="search-count", classes="hint")
                 yield ListView(id="search-results")
             with TabPane("Mood", id="mood"):
