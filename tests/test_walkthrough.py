@@ -253,3 +253,19 @@ async def test_settings_open_focused_and_speak_plainly(tmp_path):
         assert "generation" not in said and "Input should" not in said
     assert app.settings.generation.top_p != 5
 
+
+
+# --- journal search -------------------------------------------------------------------------
+
+async def test_a_search_result_keeps_the_spaces_around_the_match(tmp_path):
+    app, _ = make_app(tmp_path / "home")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await unlock(pilot)
+        app.journal.add_note("My manager said the  report was late\nagain")
+        await pilot.press("f3")
+        await settle(pilot)
+        app.screen.search("manager")
+        await settle(pilot)
+        results = app.screen.query_one("#search-results")
+        shown = str(results.children[0].query_one("Label").render())
+        assert "My manager said the report was late again" in shown
