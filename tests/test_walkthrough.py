@@ -269,3 +269,49 @@ async def test_a_search_result_keeps_the_spaces_around_the_match(tmp_path):
         results = app.screen.query_one("#search-results")
         shown = str(results.children[0].query_one("Label").render())
         assert "My manager said the report was late again" in shown
+
+
+def test_every_dialog_with_a_save_button_saves_with_ctrl_s():
+    import importlib
+    import inspect
+    import pkgutil
+
+    from textual.screen import Screen
+
+    import app.tui.screens as screens
+
+    without = []
+    for info in pkgutil.iter_modules(screens.__path__):
+        module = importlib.import_module(f"app.tui.screens.{info.name}")
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if not issubclass(cls, Screen) or cls.__module__ != module.__name__:
+                continue
+            if 'Button("Save' in inspect.getsource(cls):
+                keys = {b.key if hasattr(b, "key") else b[0] for b in cls.BINDINGS}
+                if "ctrl+s" not in keys:
+                    without.append(name)
+    assert not without, without
+
+
+# --- sessions -------------------------------------------------------------------------------
+
+async def test_an_untitled_session_has_one_name_everywhere(tmp_path):
+    app, _ = make_app(tmp_path / "home")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await unlock(pilot)
+        session = app.companion.session
+        name = f"Conversation at {session.started.astimezone():%H:%M}"
+        sidebar = str(app.screen.query_one("SessionList").children[0].query_one("Label").render())
+        assert sidebar.startswith(name) and "New session" not in sidebar
+        app.screen.query_one("SessionList").focus()
+        await pilot.press("delete")
+        await settle(pilot)
+        question = str(app.screen.query_one("Static").render())
+        assert f"Delete “{name}” (today)" in question and "this session" not in question
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("f3")
+        await settle(pilot)
+        timeline = app.screen.query_one("#timeline-list")
+        shown = " ".join(str(item.query_one("Label").render()) for item in timeline.children)
+        assert name in shown and "Untitled session" not in shown

@@ -30,7 +30,7 @@ from app.text import TextProblem, check_typed, one_line, terminal_safe
 from app.tui.screens.dialogs import DiscardGuard
 from app.tui.screens.thought_record import ThoughtRecordScreen
 from app.tui.widgets.mood_chart import MoodChart
-from app.tui.widgets.session_list import friendly_day
+from app.tui.widgets.session_list import friendly_day, session_name
 
 KIND_LABEL = {"session": "Session", "note": "Note", "thought_record": "Thought record",
               "message": "Message"}
@@ -157,7 +157,7 @@ class JournalScreen(Screen[str | None]):
 
     def reload(self) -> None:
         journal = self.app.journal
-        entries = [("session", s.id, s.started, s.title or "Untitled session", s.id)
+        entries = [("session", s.id, s.started, session_name(s), s.id)
                    for s in journal.sessions()]
         entries += [("note", n.id, n.created, n.body, None) for n in journal.notes()]
         entries += [("thought_record", t.id, t.created,
