@@ -315,3 +315,23 @@ async def test_an_untitled_session_has_one_name_everywhere(tmp_path):
         timeline = app.screen.query_one("#timeline-list")
         shown = " ".join(str(item.query_one("Label").render()) for item in timeline.children)
         assert name in shown and "Untitled session" not in shown
+
+
+async def test_a_crisis_only_session_does_not_blame_a_missing_model(tmp_path):
+    from app.tui.screens.closing import ClosingScreen
+    from tests.test_tui import send
+
+    app, engine = make_app(tmp_path / "home", country="GB")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await unlock(pilot)
+        assert app.engine is not None and app.engine.ready
+        await send(pilot, "I want to kill myself")
+        assert engine.requests == []  # a crisis never reaches the model
+        await pilot.press("ctrl+g")
+        for _ in range(60):
+            await pilot.pause(0.05)
+            if isinstance(app.screen, ClosingScreen):
+                break
+        assert isinstance(app.screen, ClosingScreen)
+        said = " ".join(str(w.render()) for w in app.screen.query("Static"))
+        assert "no model" not in said and "No summary this time" in said

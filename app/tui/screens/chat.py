@@ -348,7 +348,9 @@ class ChatScreen(Screen):
         from app.tui.screens.closing import ClosingScreen
 
         self.query_one(StatusLine).set_activity("")
-        self.app.push_screen(ClosingScreen(summary, save=self.companion.set_next_step),
+        engine = self.app.engine
+        self.app.push_screen(ClosingScreen(summary, save=self.companion.set_next_step,
+                                           had_model=engine is not None and engine.ready),
                              self._step_chosen)
 
     def _step_chosen(self, step: str | None) -> None:

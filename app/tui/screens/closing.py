@@ -17,9 +17,11 @@ from app.tui.screens.dialogs import DiscardGuard
 class ClosingScreen(DiscardGuard, ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "skip", "Skip"), Binding("ctrl+s", "save", "Save")]
 
-    def __init__(self, summary: str | None, save: Callable[[str], object] | None = None) -> None:
+    def __init__(self, summary: str | None, save: Callable[[str], object] | None = None,
+                 had_model: bool = False) -> None:
         super().__init__()
         self.summary = summary
+        self.had_model = had_model  # no summary with a model: a crisis-only talk, or it failed
         self.save_step = save
 
     def compose(self) -> ComposeResult:
@@ -28,7 +30,8 @@ class ClosingScreen(DiscardGuard, ModalScreen[str | None]):
             if self.summary:
                 yield Markdown(terminal_safe(self.summary))
             else:
-                yield Static("(No summary: there was no model to write one.)", classes="hint")
+                yield Static("(No summary this time.)" if self.had_model else
+                             "(No summary: there was no model to write one.)", classes="hint")
             yield Static("Is there one small thing you'd like to try before next time? "
                          "It's fine to leave this empty.")
             yield Input(placeholder="e.g. a ten-minute walk after lunch", id="step",
