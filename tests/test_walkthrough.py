@@ -335,3 +335,22 @@ async def test_a_crisis_only_session_does_not_blame_a_missing_model(tmp_path):
         assert isinstance(app.screen, ClosingScreen)
         said = " ".join(str(w.render()) for w in app.screen.query("Static"))
         assert "no model" not in said and "No summary this time" in said
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_notifications_leave_the_message_box_clear(tmp_path, size):
+    from textual.widgets._toast import Toast
+
+    from app.tui.widgets.message_box import MessageBox
+
+    app, _ = make_app(tmp_path / "home")
+    async with app.run_test(size=size, notifications=True) as pilot:
+        await unlock(pilot)
+        for n in range(3):
+            app.notify(f"Something happened, number {n}, and this is what it was about.")
+        await settle(pilot, 5)
+        box = app.screen.query_one(MessageBox).region
+        toasts = list(app.screen.query(Toast))
+        assert toasts
+        for toast in toasts:
+            assert not toast.region.overlaps(box), (toast.region, box)

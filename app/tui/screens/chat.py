@@ -54,6 +54,8 @@ class ChatScreen(Screen):
     ChatScreen #answers.shown { display: block; }
     ChatScreen #answers Static { width: auto; height: auto; padding: 1 1 0 0; }
     ChatScreen #answers Button { margin: 0 1 0 0; min-width: 10; }
+    /* Notifications at the top, under the header: never over the message box. */
+    ChatScreen ToastRack { dock: top; align: right top; margin: 1 0 0 0; }
     """
     # Keys chosen not to clash with the message box's own (Ctrl+E/K/D, F5-F7 edit text).
     BINDINGS = [
