@@ -52,8 +52,11 @@ def _is_llama(name: str) -> bool:
 
 
 def _short(requirement: str) -> str:
-    """``textual>=1.0,<9`` -> ``textual``; a path or URL -> its last part."""
+    """``textual>=1.0,<9`` -> ``textual``; a path or URL -> its last part; a wheel or
+    sdist file -> its project name."""
     name = re.split(r"[<>=!~;\[ ]", requirement.rstrip("/").rsplit("/", 1)[-1], maxsplit=1)[0]
+    if name.endswith((".whl", ".tar.gz", ".zip")):  # a file: its project name comes first
+        name = name.split("-", 1)[0]
     return name or requirement
 
 

@@ -155,3 +155,11 @@ def test_the_build_tools_pip_installs_on_the_way_do_not_read_as_done():
     last_done = len(phases) - 1
     assert phases.index("done") == last_done  # only pip's own last line
     assert "installing" not in phases[:phases.index("compiling llama.cpp")]
+
+
+def test_package_names_are_short():
+    from scripts.pip_install import _short
+
+    assert _short("textual<9,>=1.0") == "textual"
+    assert _short("/opt/files/packaging-26.3-py3-none-any.whl") == "packaging"
+    assert _short("file:///tmp/haven") == "haven"
