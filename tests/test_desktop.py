@@ -225,3 +225,17 @@ def test_a_haven_app_not_written_by_haven_is_left_alone(tmp_path):
     with pytest.raises(CliError, match="not written by Haven"):
         remove_macos(home)
     assert tree(home) == before
+
+
+def test_without_desktop_file_validate_a_user_is_told_the_package_and_ci_fails(monkeypatch):
+    """The validation tests skip on a machine without desktop-file-utils, naming it; under
+    CI (which installs it in .ci/run) a missing tool is a failure, never a quiet skip."""
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="Debian package: desktop-file-utils"):
+        require_tool("desktop-file-validate", "desktop-file-utils")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must install it"):
+        require_tool("desktop-file-validate", "desktop-file-utils")
+    ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
+    assert "desktop-file-utils" in ci
