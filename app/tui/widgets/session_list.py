@@ -25,10 +25,9 @@ def friendly_day(moment: datetime) -> str:
 
 
 def session_name(session: Session) -> str:
-    """What a session is called everywhere in the app: its title, or when it started (the
-    sidebar, the journal and the delete question agree)."""
-    return one_line(session.title or "") or \
-        f"Conversation at {session.started.astimezone().strftime('%H:%M')}"
+    """What a session is called everywhere in the app (the sidebar, the journal and the
+    delete question agree): its title, or "Untitled session"; its day is shown beside it."""
+    return one_line(session.title or "") or "Untitled session"
 
 
 class SessionItem(ListItem):
