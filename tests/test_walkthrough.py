@@ -107,7 +107,8 @@ async def test_the_mood_row_answers_arrow_keys_and_enter_stays_put(tmp_path, siz
         await pilot.press("right", "right", "left")
         await settle(pilot)
         assert app.focused.id == "score-6" and screen.score == 6
-        assert "Chosen: 6 of 10" in str(screen.query_one("#score-read").render())
+        read = screen.query_one("#score-read")
+        assert "Chosen: 6 of 10" in str(read.render()) and read.region.height == 1
         assert screen.query_one("#score-6").has_class("chosen")
         await pilot.press("enter")
         await settle(pilot)

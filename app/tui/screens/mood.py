@@ -120,9 +120,8 @@ class MoodScreen(DiscardGuard, ModalScreen[MoodResult | None]):
         for button in self.query("#scores Button"):
             button.set_class(button.id == f"score-{score}", "chosen")
         self.query_one("#problem", Static).update("")
-        self.query_one("#score-read", Static).update(
-            f"Chosen: {score} of 10. Tab on to add emotions or a note (optional), "
-            "or Save (Ctrl+S).")
+        self.query_one("#score-read", Static).update(  # one line: nothing below moves
+            f"Chosen: {score} of 10. Tab: emotions and a note (optional). Ctrl+S: save.")
 
     def on_key(self, event: events.Key) -> None:
         """The 0-10 row is one stop for Tab: left and right move along it (choosing as they
