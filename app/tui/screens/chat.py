@@ -36,7 +36,7 @@ from app.store.records import Message
 from app.tui.widgets.chat_message import ChatMessage
 from app.tui.widgets.crisis_panel import CrisisPanel
 from app.tui.widgets.message_box import MessageBox
-from app.tui.widgets.session_list import SessionList
+from app.tui.widgets.session_list import SessionList, friendly_day, session_name
 from app.tui.widgets.status_line import StatusLine
 
 TOKEN_BATCH_SECONDS = 0.05
@@ -54,6 +54,8 @@ class ChatScreen(Screen):
     ChatScreen #answers.shown { display: block; }
     ChatScreen #answers Static { width: auto; height: auto; padding: 1 1 0 0; }
     ChatScreen #answers Button { margin: 0 1 0 0; min-width: 10; }
+    /* Notifications at the top, under the header: never over the message box. */
+    ChatScreen ToastRack { dock: top; align: right top; margin: 1 0 0 0; }
     """
     # Keys chosen not to clash with the message box's own (Ctrl+E/K/D, F5-F7 edit text).
     BINDINGS = [
@@ -348,7 +350,9 @@ class ChatScreen(Screen):
         from app.tui.screens.closing import ClosingScreen
 
         self.query_one(StatusLine).set_activity("")
-        self.app.push_screen(ClosingScreen(summary, save=self.companion.set_next_step),
+        engine = self.app.engine
+        self.app.push_screen(ClosingScreen(summary, save=self.companion.set_next_step,
+                                           had_model=engine is not None and engine.ready),
                              self._step_chosen)
 
     def _step_chosen(self, step: str | None) -> None:
@@ -413,8 +417,9 @@ class ChatScreen(Screen):
             self.refresh_sessions()
             self.notify("Session deleted.")
 
-        title = session.title or "this session"
-        self.app.push_screen(ConfirmScreen(f"Delete {title!r} and all its messages? "
+        title = session_name(session)
+        when = friendly_day(session.started)
+        self.app.push_screen(ConfirmScreen(f"Delete “{title}” ({when}) and all its messages? "
                                            "This cannot be undone.", "Delete"), done)
 
     def action_toggle_sidebar(self) -> None:

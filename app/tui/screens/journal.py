@@ -3,6 +3,7 @@ thought records, and free notes."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from rich.text import Text
@@ -29,7 +30,7 @@ from app.text import TextProblem, check_typed, one_line, terminal_safe
 from app.tui.screens.dialogs import DiscardGuard
 from app.tui.screens.thought_record import ThoughtRecordScreen
 from app.tui.widgets.mood_chart import MoodChart
-from app.tui.widgets.session_list import friendly_day
+from app.tui.widgets.session_list import friendly_day, session_name
 
 KIND_LABEL = {"session": "Session", "note": "Note", "thought_record": "Thought record",
               "message": "Message"}
@@ -57,7 +58,9 @@ def hit_text(hit: SearchHit) -> Text:
     text.append(f"{friendly_day(hit.created):<12}", style="dim")
     for piece, matched in hit.segments():
         piece = terminal_safe(piece)
-        text.append(" ".join(piece.split()) if not matched else piece,
+        # Runs of spaces and line breaks become one space, but the spaces around a match stay
+        # ("My manager said", not "Mymanagersaid").
+        text.append(re.sub(r"\s+", " ", piece) if not matched else piece,
                     style="bold reverse" if matched else "")
     return text
 
@@ -139,7 +142,8 @@ class JournalScreen(Screen[str | None]):
                     yield Button("Back to chat", id="back")
                 yield ListView(id="timeline-list")
             with TabPane("Search", id="search"):
-                yield Input(placeholder="Search everything you have written", id="search-box")
+                yield Input(placeholder="Search your conversations, notes and thought records",
+                            id="search-box", select_on_focus=False)
                 yield Static("", id="search-count", classes="hint")
                 yield ListView(id="search-results")
             with TabPane("Mood", id="mood"):
@@ -153,7 +157,7 @@ class JournalScreen(Screen[str | None]):
 
     def reload(self) -> None:
         journal = self.app.journal
-        entries = [("session", s.id, s.started, s.title or "Untitled session", s.id)
+        entries = [("session", s.id, s.started, session_name(s), s.id)
                    for s in journal.sessions()]
         entries += [("note", n.id, n.created, n.body, None) for n in journal.notes()]
         entries += [("thought_record", t.id, t.created,
