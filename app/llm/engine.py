@@ -464,7 +464,8 @@ class Engine:
         """Fold ahead of time, after a reply: if ``request`` (the history so far, ending
         with the reply) leaves less than ``headroom`` tokens for the next message, fold its
         oldest turns into the running summary now and prefill the shorter prompt, so the
-        next chat neither folds nor waits. Resolves to a :class:`Fold`; the caller keeps
+        next chat neither folds nor waits; when it still fits, prefill it for the next
+        message (``Fold.prefill``). Resolves to a :class:`Fold`; the caller keeps
         its summary and drops its ``folded`` oldest turns, as for a reply that folded. A
         chat or side job that comes in stops it (status "preempted", nothing changed)."""
         return self._future("fold", transform=_fold_result, request=_request_json(request),

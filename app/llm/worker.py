@@ -39,9 +39,9 @@ log = logging.getLogger("haven.model")
 SUMMARY_TOKENS = 160  # the fold prompt asks for at most 120 words
 SAFETY_MARGIN = 8
 # A prefill evaluates this many tokens at a time and looks for waiting requests in between,
-# so a chat (or anything else) waits at most one chunk. Measured on the Llama-3.2-3B shape,
-# 2 threads: see README "Performance".
-PREFILL_CHUNK = 64
+# so a chat (or anything else) waits at most one chunk: 16 tokens is about 0.25 s on the
+# Llama-3.2-3B shape with 2 threads (64 was up to a second). See README "Performance".
+PREFILL_CHUNK = 16
 # The conversation can wait in a second KV sequence while a side job runs (no copy), when
 # the context has room for both; otherwise its KV state is copied out and back, in memory.
 SEQUENCES = 2
@@ -625,14 +625,16 @@ class Worker:
         system = budget.compose_system(request.system, request.summary)
         turns = list(request.turns)
         tokens = self._prefix_tokens(system, turns, "") or []
-        if len(tokens) <= limit:
-            return {"status": "not needed", "prompt_tokens": len(tokens)}
+        if len(tokens) <= limit:  # it fits: have the next message's prefix ready instead
+            prefill = self._prefill(tokens) if tokens else None
+            return {"status": "not needed", "prompt_tokens": len(tokens), "prefill": prefill}
         started = time.perf_counter()
         # fold as the next chat would, with its message still to come (a user turn)
         fold = min(self._turns_to_fold(request.system, [*turns, Turn("user", "")], limit),
                    len(turns))
         if fold == 0:
-            return {"status": "not needed", "prompt_tokens": len(tokens)}
+            prefill = self._prefill(tokens) if tokens else None
+            return {"status": "not needed", "prompt_tokens": len(tokens), "prefill": prefill}
 
         def urgent() -> bool:
             return bool(self.waiting_ops() & {"chat", "complete", "shutdown", "load", "unload"})
