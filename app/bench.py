@@ -345,10 +345,18 @@ class _RecordingEngine(Engine):
     """The real engine, remembering each reply's figures for the report (the Companion
     keeps only the text). Side jobs run as :meth:`side_job` so their figures are seen."""
 
-    def __init__(self) -> None:
+    def __init__(self, side_tokens: int | None = None) -> None:
         super().__init__()
         self.chats: list = []
         self.side: list = []
+        self.side_tokens = side_tokens  # a cap on side jobs' length, for slow machines
+
+    def side_job(self, system, turns, params, json_schema=None):
+        if self.side_tokens is not None and params.max_tokens > self.side_tokens:
+            from dataclasses import replace
+
+            params = replace(params, max_tokens=self.side_tokens)
+        return super().side_job(system, turns, params, json_schema)
 
     def chat(self, request):
         stream = super().chat(request)
@@ -375,7 +383,8 @@ class _RecordingEngine(Engine):
 
 
 def run_session_bench(spec: ModelSpec, prefill: bool = True, max_tokens: int = 64,
-                      messages: int = len(SESSION_MESSAGES), draft_after: int = 6) -> dict:
+                      messages: int = len(SESSION_MESSAGES), draft_after: int | None = None,
+                      side_tokens: int | None = None) -> dict:
     """A person's session, as they feel it: Haven's real prompts through the Companion, the
     first message typed (6 characters a second) while the model loads, each message's
     send → first token, the thought-record draft and the closing summary and title.
@@ -386,12 +395,14 @@ def run_session_bench(spec: ModelSpec, prefill: bool = True, max_tokens: int = 6
     from app.settings import GenerationSettings, Settings
     from app.store import Journal
 
-    figures: dict = {"prefill_before_enter": prefill, "reply_max_tokens": max_tokens}
+    draft_after = draft_after or max(1, messages // 2)
+    figures: dict = {"prefill_before_enter": prefill, "reply_max_tokens": max_tokens,
+                     "side_job_max_tokens": side_tokens, "messages_sent": messages}
     with tempfile.TemporaryDirectory(prefix="haven-bench-session-") as folder:
         path = Path(folder) / "journal.db"
         Journal.create(path, "bench passphrase").close()
         journal = Journal.open(path, "bench passphrase")
-        engine = _RecordingEngine()
+        engine = _RecordingEngine(side_tokens)
         settings = Settings(notice_acknowledged=True, country="GB", generation=GenerationSettings(
             max_tokens=max_tokens, seed=3))
         companion = Companion(journal=journal, engine=engine, settings=settings)

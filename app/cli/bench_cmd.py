@@ -40,6 +40,10 @@ def register(sub) -> None:
                    help="for --session: no prefill before Enter (the behaviour before it)")
     p.add_argument("--max-tokens", type=int, default=64,
                    help="for --session: reply length (64)")
+    p.add_argument("--messages", type=int, default=12,
+                   help="for --session: messages sent (12; the draft comes after half)")
+    p.add_argument("--side-tokens", type=int,
+                   help="for --session: cap the draft, summary and title at this many tokens")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_bench)
 
@@ -77,8 +81,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if args.session:
             if args.shape:
                 figures["shape"] = args.shape
-            figures.update(bench.run_session_bench(spec, prefill=not args.no_prefill,
-                                                   max_tokens=args.max_tokens))
+            figures.update(bench.run_session_bench(
+                spec, prefill=not args.no_prefill, max_tokens=args.max_tokens,
+                messages=max(2, min(args.messages, len(bench.SESSION_MESSAGES))),
+                side_tokens=args.side_tokens))
         elif not args.no_model:
             figures.update(bench.run_model_bench(spec, turns=args.turns))
         if args.ui:

@@ -102,7 +102,7 @@ def vocab_file(vocab: str, cache: Path, given: Path | None = None) -> Path:
     import llama_cpp
 
     with tempfile.TemporaryDirectory(prefix="haven-sdist-") as folder:
-        result = subprocess.run(
+        subprocess.run(
             [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary",
              ":all:", "--no-build-isolation", "-d", folder,
              f"llama-cpp-python=={llama_cpp.__version__}"],
@@ -219,7 +219,7 @@ def _write_f16(s: Shape, vocab_path: Path, path: Path) -> None:
     writer.write_ti_data_to_file()
     rng = np.random.default_rng(13)
     pool = (rng.standard_normal(1 << 24, dtype=np.float32) * 0.02).astype(np.float16)
-    for name, shape_ in layout:
+    for _name, shape_ in layout:
         if len(shape_) == 1:
             writer.write_tensor_data(np.ones(shape_, dtype=np.float32))
             continue
