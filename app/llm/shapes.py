@@ -179,7 +179,11 @@ def _tensors(s: Shape, n_vocab: int) -> list[tuple[str, tuple[int, ...]]]:
 
 
 def _write_f16(s: Shape, vocab_path: Path, path: Path) -> None:
-    import gguf
+    try:
+        import gguf
+    except ImportError:
+        raise ShapeError("writing it needs the gguf package: pip install gguf "
+                         "(or Haven's bench extra)") from None
 
     reader = gguf.GGUFReader(vocab_path)
     tokens = reader.fields["tokenizer.ggml.tokens"].contents()
