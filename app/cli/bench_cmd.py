@@ -55,6 +55,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     quiet_terminal(ctx.paths)
     if args.turns < 2:
         raise CliError("--turns must be at least 2")
+    if args.max_tokens < 16:
+        raise CliError("--max-tokens must be at least 16")
     figures: dict = {}
     if args.shape:
         from app.llm import shapes
