@@ -84,6 +84,8 @@ def test_ctrl_c_leaves_a_partial_that_the_next_run_resumes(tmp_path, hub):
     child = subprocess.Popen(
         [sys.executable, "-m", "app", "models", "download", f"{REPO}:{FILE}"], cwd=ROOT,
         env=hub_env(home, hub.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a test run started in the background inherits SIGINT ignored; a person's Ctrl-C is not
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert hosted.stalled.wait(60), "the download never started"
     downloads = home / "models" / ".downloads"
