@@ -291,3 +291,43 @@ async def test_a_reply_claiming_to_be_a_person_is_never_shown_even_after_esc(tmp
         assert stored[0].status == "cancelled" and "19" not in stored[0].content
         assert "not a person" in stored[1].content
         assert "19-year-old" not in to_markdown(collect(app.journal, None, None))
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_a_crisis_written_with_a_mood_opens_help_at_once(tmp_path, size):
+    """The note and the feelings named with a mood never reach the model, but they pass
+    the risk check: a crisis there opens the SOS screen, and the mood is still saved."""
+    from app.tui.screens.mood import MoodScreen
+
+    app, _ = make_app(tmp_path / "home")
+    async with app.run_test(size=size) as pilot:
+        await unlock(pilot)
+        await pilot.press("f2")
+        await pilot.pause()
+        mood = app.screen
+        assert isinstance(mood, MoodScreen)
+        await pilot.press("right")
+        mood.query_one("#note").value = "I'm going to kill myself tonight"
+        await pilot.press("ctrl+s")
+        for _ in range(20):
+            await pilot.pause()
+            if isinstance(app.screen, SosScreen):
+                break
+        assert isinstance(app.screen, SosScreen)
+        # an ordinary note says only that the mood is saved
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("f2")
+        for _ in range(5):
+            await pilot.pause()
+        assert isinstance(app.screen, MoodScreen)
+        await pilot.press("right")
+        app.screen.query_one("#note").value = "slept badly, work was fine"
+        await pilot.press("ctrl+s")
+        for _ in range(20):
+            await pilot.pause()
+            if isinstance(app.screen, ChatScreen):
+                break
+        assert isinstance(app.screen, ChatScreen)
+    notes = [m.note for m in app.journal.moods()]
+    assert notes == ["I'm going to kill myself tonight", "slept badly, work was fine"]

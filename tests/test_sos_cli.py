@@ -113,3 +113,19 @@ def test_chat_on_the_real_model_never_sends_it_a_crisis(tmp_path, gemma_gguf):
             for message in journal.messages(session.id):
                 if message.role == "assistant":
                     assert message.status == "complete"
+
+
+def test_a_crisis_in_a_mood_note_prints_the_services(tmp_path):
+    """`haven mood add` saves the mood and, when its note reads as a crisis, prints the
+    crisis services on stderr (stdout stays the one line scripts read)."""
+    from tests.conftest import run_haven
+
+    home = tmp_path / "home"
+    (home).mkdir()
+    (home / "settings.toml").write_text('country = "GB"\ncountry_confirmed = true\n')
+    heavy = run_haven(home, "mood", "add", "2", "--note", "I'm going to kill myself tonight")
+    assert heavy.returncode == 0, heavy.stderr
+    assert heavy.stdout.strip() == "Logged mood 2/10."
+    assert "help right now" in heavy.stderr and "Samaritans" in heavy.stderr
+    plain = run_haven(home, "mood", "add", "6", "--note", "slept badly, work was fine")
+    assert plain.returncode == 0 and plain.stderr == ""

@@ -115,7 +115,25 @@ def cmd_mood_add(args: argparse.Namespace) -> int:
     with open_journal(ctx) as journal:
         entry = journal.add_mood(score, emotions, args.note)
     print(f"Logged mood {entry.score}/10.")
+    _help_if_risky(ctx, args.note, emotions)
     return 0
+
+
+def _help_if_risky(ctx: Context, note: str | None, emotions: list[EmotionRating]) -> None:
+    """What is written with a mood goes through the risk check too; a crisis gets the
+    crisis services at once (on stderr, so scripts reading stdout are unchanged)."""
+    from app.conversation.prompts import prompt_library
+    from app.safety import assess_risk
+    from app.safety.resources import format_resources, resources_for
+
+    levels = [assess_risk(text).level for text in (note or "", ", ".join(e.name for e in emotions))
+              if text.strip()]
+    library = prompt_library()
+    if "crisis" in levels:
+        print(library.render("safety/mood_note.md"), file=sys.stderr)
+        print(format_resources(resources_for(ctx.settings.country)), file=sys.stderr)
+    elif "elevated" in levels:
+        print(library.render("safety/mood_note_heavy.md", sos="haven sos"), file=sys.stderr)
 
 
 def cmd_mood_list(args: argparse.Namespace) -> int:

@@ -187,6 +187,24 @@ class Companion:
             self._finish()
         return entry
 
+    def mood_words_risk(self, emotions: list[EmotionRating] | None, note: str | None) -> RiskAssessment:
+        """The risk check on what a person wrote with a mood rating (its note and the
+        feelings they named in their own words): it never reaches the model, but a
+        crisis written there must still meet help."""
+        found = RiskAssessment(level="none")
+        for text in (note or "", ", ".join(e.name for e in emotions or [])):
+            if text.strip():
+                found = _higher(found, assess_risk(text))
+        return found
+
+    def mood_words_message(self, risk: RiskAssessment) -> str | None:
+        """Haven's line for a risky mood note (from prompts/safety/), or None."""
+        if risk.level == "crisis":
+            return _fill(self.prompts.render("safety/mood_note.md"))
+        if risk.level == "elevated":
+            return _fill(self.prompts.render("safety/mood_note_heavy.md", **self.keys))
+        return None
+
     def choose_mode(self, mode: Mode) -> None:
         self.flow.choose_mode(mode)
 

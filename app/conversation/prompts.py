@@ -39,6 +39,8 @@ REQUIRED: dict[str, frozenset[str]] = {
     "safety/crisis_others.md": frozenset({"emergency", "services"}),
     "safety/crisis_followup.md": frozenset({"services", "sos", "new_session"}),
     "safety/elevated.md": frozenset({"services"}),
+    "safety/mood_note.md": frozenset(),
+    "safety/mood_note_heavy.md": frozenset({"sos"}),
     "safety/unsafe_reply.md": frozenset({"emergency", "services"}),
     "safety/unsafe_reply_identity.md": frozenset(),
     "safety/grounding.md": frozenset(),

@@ -332,7 +332,23 @@ class ChatScreen(Screen):
         self.query_one(MessageBox).focus()
         if result is None:
             return
-        self.notify(f"Mood {result.score}/10 saved.")
+        if not self._mood_words_checked(result):
+            self.notify(f"Mood {result.score}/10 saved.")
+
+    def _mood_words_checked(self, result) -> bool:
+        """What was written with a mood goes through the risk check too: a crisis opens the
+        SOS screen at once, softer signs say where help is. True when Haven said something."""
+        if result is None:
+            return False
+        risk = self.companion.mood_words_risk(result.emotions, result.note)
+        line = self.companion.mood_words_message(risk)
+        if line is None:
+            return False
+        self.notify(line, severity="warning" if risk.level == "crisis" else "information",
+                    markup=False, timeout=12)
+        if risk.level == "crisis":
+            self.app.action_sos()
+        return True
 
     def action_end_session(self) -> None:
         if self.replying:
@@ -372,6 +388,7 @@ class ChatScreen(Screen):
             self.notify(f"Could not save: {exc}", severity="error", markup=False)
         self.notify("Session saved in your journal. Take care.")
         await self.begin_new_session()
+        self._mood_words_checked(result)
 
     async def action_new_session(self) -> None:
         if self.replying:
