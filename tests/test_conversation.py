@@ -173,7 +173,7 @@ def test_cancel_keeps_the_partial_reply_marked_cancelled(journal):
     companion, _ = make(journal, replies=["word " * 200], delay=0.01)
     companion.start_session()
     seen = []
-    for event in companion.send("Tell me something long"):
+    for event in companion.send("Tell me a long story"):
         seen.append(event)
         if isinstance(event, Token) and len(seen) > 10:
             companion.cancel()

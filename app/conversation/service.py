@@ -1,0 +1,419 @@
+"""HavenService: the one owner of Haven's state once the journal is open.
+
+It holds the journal, the engine (start, switch, close), the companion (the session and
+its flow) and the settings. The TUI's screens and the line-mode chat call only this;
+nothing else reassigns the companion's session or touches its flow.
+
+Safe across threads by construction:
+
+- every step that reads or changes the session, the flow or the journal runs under one
+  lock (``_state``), so the reply worker, the closing summary, a thought-record draft and
+  the UI thread (a mood, a mode, Skip, rename, delete) never interleave inside a change;
+- the slow parts that only wait on the model (streaming a reply, writing the closing
+  summary, drafting a thought record) run *outside* that lock on copies they were handed,
+  and their results are kept under it again, so a mood saved mid-reply is never undone
+  by the reply's end (and ``running_summary``/``folded_until`` never by the mood);
+- one reply at a time (``_replying``): a second message, a new or reopened session, or
+  closing while Haven replies waits (worker threads) or is refused (the UI thread);
+- every call is counted, and :meth:`shutdown` cancels the reply, waits for the calls in
+  flight to end, ends the session, then closes the engine and only then the journal.
+
+Engine changes reach the UI through :meth:`on_engine_change` callbacks (from any thread:
+the app hops them to its own).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from app.conversation.companion import Companion, Opening, PendingReply
+from app.conversation.events import Event
+from app.conversation.flow import Mode, Step
+from app.conversation.prompts import PromptLibrary, prompt_library
+from app.llm import EngineState, ModelSpec
+from app.modelhub.registry import RegistryError
+from app.paths import DataPaths
+from app.runtime import NoModelSelected, selected_model_spec, start_engine
+from app.settings import Settings, save_settings
+from app.store import Journal
+from app.store.records import EmotionRating, Message, MoodEntry, Session, ThoughtRecord
+
+log = logging.getLogger("haven.service")
+
+EngineFactory = Callable[[ModelSpec | None], object | None]
+SHUTDOWN_WAIT_SECONDS = 10.0
+
+
+def real_engine(spec: ModelSpec | None):
+    return None if spec is None else start_engine(spec)
+
+
+class Busy(Exception):
+    """Haven is replying; the person is told to stop the reply first."""
+
+    def __init__(self) -> None:
+        super().__init__("Haven is still replying. Press Esc to stop it first.")
+
+
+class ServiceClosed(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class FlowView:
+    """What a screen needs to know about where the session is (never the flow itself)."""
+
+    checking_in: bool  # the opening check-in is still on offer
+    closing: bool  # the closing steps (summary, step, closing mood) are under way
+    ended: bool
+
+
+class HavenService:
+    def __init__(self, paths: DataPaths, settings: Settings, journal: Journal,
+                 engine_factory: EngineFactory = real_engine,
+                 keys: dict[str, str] | None = None,
+                 prompts: PromptLibrary | None = None,
+                 start: bool = True) -> None:
+        self.paths = paths
+        self.settings = settings
+        self.prompts = prompts or prompt_library()
+        self._journal = journal
+        self._engine_factory = engine_factory
+        self._state = threading.RLock()  # the session, the flow, the engine reference
+        self._replying = threading.Lock()  # one reply (or closing summary) at a time
+        self._calls = threading.Condition()
+        self._in_flight = 0
+        self._closed = False
+        self._listeners: list[Callable[[], None]] = []
+        self._closers: list[threading.Thread] = []
+        self._loading = None  # a new engine loading while the old one still answers
+        self.model_problem: str | None = None
+        companion_keys = dict(keys) if keys else None
+        self.companion = Companion(journal=journal, engine=None, settings=settings,
+                                   prompts=self.prompts,
+                                   **({"keys": companion_keys} if companion_keys else {}))
+        if start:
+            self.start_engine()
+
+    # ---- bookkeeping ------------------------------------------------------------------------
+
+    @contextmanager
+    def _call(self) -> Iterator[None]:
+        with self._calls:
+            if self._closed:
+                raise ServiceClosed("Haven is closing")
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._calls:
+                self._in_flight -= 1
+                self._calls.notify_all()
+
+    @contextmanager
+    def _mutating(self) -> Iterator[None]:
+        with self._call(), self._state:
+            yield
+
+    @contextmanager
+    def _reply_slot(self, wait: bool) -> Iterator[None]:
+        if not self._replying.acquire(blocking=wait):
+            raise Busy()
+        try:
+            yield
+        finally:
+            self._replying.release()
+
+    @property
+    def replying(self) -> bool:
+        return self._replying.locked()
+
+    # ---- the engine ---------------------------------------------------------------------------
+
+    @property
+    def engine(self):
+        return self.companion.engine
+
+    def model_spec(self) -> ModelSpec | None:
+        self.model_problem = None
+        try:
+            return selected_model_spec(self.paths, self.settings)
+        except NoModelSelected:
+            return None
+        except RegistryError as exc:  # the model's file is missing, changed or damaged
+            log.warning("the selected model cannot be used (%s)", type(exc).__name__)
+            self.model_problem = f"{exc}. Journaling works without a model; F4 for models."
+            return None
+
+    def start_engine(self) -> None:
+        """Start the selected model. The old engine keeps answering until the new one is
+        ready (or has failed); then it is closed at once, so two models are resident only
+        while the new one loads."""
+        new = self._engine_factory(self.model_spec())
+        with self._state:
+            old_loading, self._loading = self._loading, None
+            if old_loading is not None:  # switched again before it was ready
+                self._close_later(old_loading)
+            if new is None:
+                old, self.companion.engine = self.companion.engine, None
+                self._close_later(old)
+            elif new.ready or new.state is EngineState.FAILED or self.companion.engine is None:
+                old, self.companion.engine = self.companion.engine, new
+                self._close_later(old)
+            else:
+                self._loading = new
+        if new is not None:
+            new.on_state(lambda state, detail, e=new: self._engine_state(e, state))
+        self._changed()
+
+    def _engine_state(self, engine, state: EngineState) -> None:
+        with self._state:
+            if engine is self._loading and state in (EngineState.READY, EngineState.FAILED):
+                self._loading = None
+                old, self.companion.engine = self.companion.engine, engine
+                self._close_later(old)
+        self._changed()
+
+    def _close_later(self, engine) -> None:
+        """Close an engine off the UI thread (it waits for its process); joined on shutdown."""
+        if engine is None:
+            return
+        if self.replying:
+            engine.cancel_current()
+        thread = threading.Thread(target=engine.close, name="haven-engine-close", daemon=True)
+        self._closers.append(thread)
+        thread.start()
+
+    def on_engine_change(self, callback: Callable[[], None]) -> None:
+        self._listeners.append(callback)
+
+    def _changed(self) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback()
+            except Exception:
+                log.exception("engine listener failed")
+
+    def engine_status(self) -> str:
+        engine = self._loading or self.companion.engine
+        if engine is None:
+            return "No model yet — journaling works; F4 to download one"
+        name = engine.spec.name if engine.spec else "model"
+        if engine.state is EngineState.LOADING:
+            detail = getattr(engine, "detail", None) or f"loading {name}"
+            return detail[:1].upper() + detail[1:] + "…"
+        if engine.state is EngineState.FAILED:
+            return f"Model problem: {engine.error}"
+        if engine.state is EngineState.READY:
+            return f"Model: {name}"
+        return "No model loaded"
+
+    @property
+    def has_model(self) -> bool:
+        return self.companion.engine is not None or self._loading is not None
+
+    # ---- sessions ------------------------------------------------------------------------------
+
+    @property
+    def session(self) -> Session | None:
+        return self.companion.session
+
+    def flow(self) -> FlowView:
+        with self._state:
+            step = self.companion.flow.step
+            return FlowView(checking_in=step is Step.CHECKIN,
+                            closing=step in (Step.CLOSING, Step.NEXT_STEP, Step.CLOSING_MOOD),
+                            ended=step is Step.ENDED)
+
+    def new_session(self, wait: bool = False) -> Opening:
+        """End the session in progress (if any) and open a new one."""
+        with self._reply_slot(wait), self._mutating():
+            if self.companion.session is not None and not self.companion.flow.ended:
+                self.companion.end_session()
+            return self.companion.start_session()
+
+    def open_session(self, session_id: str, wait: bool = False) -> list[Message] | None:
+        """Reopen a session; None when it is the one already open."""
+        with self._reply_slot(wait), self._mutating():
+            current = self.companion.session
+            if current is not None and current.id == session_id:
+                return None
+            if current is not None and not self.companion.flow.ended:
+                self.companion.end_session()
+            return self.companion.open_session(session_id)
+
+    def rename_session(self, session_id: str, title: str) -> bool:
+        """Give a session a title; False when there is no title or no such session."""
+        title = title.strip()[:80]
+        if not title:
+            return False
+        with self._mutating():
+            if self._journal.session(session_id) is None:  # deleted meanwhile
+                return False
+            updated = self._journal.update_session(session_id, title=title)
+            if self.companion.session is not None and self.companion.session.id == session_id:
+                self.companion.session = updated
+            return True
+
+    def delete_session(self, session_id: str) -> bool:
+        """Delete a session and its messages; True when it was the one open (the caller
+        opens a new one). The open session cannot be deleted while Haven replies to it."""
+        with self._call():
+            current = self.companion.session
+            slot = self._reply_slot(wait=False) if current and current.id == session_id else _nothing()
+            with slot, self._state:
+                current = self.companion.session
+                is_current = current is not None and current.id == session_id
+                self._journal.delete_session(session_id)
+                if is_current:
+                    self.companion.session = None
+            return is_current
+
+    def sessions(self, limit: int | None = 200) -> list[Session]:
+        with self._call():
+            return self._journal.sessions(limit=limit)
+
+    def pending_question(self):
+        with self._mutating():
+            return self.companion.pending_question()
+
+    # ---- talking ---------------------------------------------------------------------------------
+
+    def send(self, text: str, answer: str | None = None) -> Iterator[Event]:
+        """One message and Haven's reply, as events (blocking: call from a worker thread).
+
+        The decision (risk check, storing the message) and the end of the reply run under
+        the state lock; the model's words stream outside it."""
+        with self._call(), self._reply_slot(wait=True):
+            with self._state:
+                decided = list(self.companion.decide(text, answer))
+            pending: PendingReply | None = None
+            for item in decided:
+                if isinstance(item, PendingReply):
+                    pending = item
+                else:
+                    yield item
+            if pending is None:
+                return
+            try:
+                yield from self.companion.stream_reply(pending, save=self._save_partial)
+            finally:
+                with self._state:
+                    ending = self.companion.finish_reply(pending)
+            yield from ending
+
+    def _save_partial(self, pending: PendingReply, text: str) -> None:
+        with self._state:
+            self.companion.save_partial(pending, text)
+
+    def cancel(self) -> None:
+        """Stop the reply now (from any thread; never waits)."""
+        self.companion.cancel()
+
+    # ---- moods, modes, steps ------------------------------------------------------------------
+
+    def record_mood(self, score: int, emotions: list[EmotionRating] | None = None,
+                    note: str | None = None) -> MoodEntry:
+        with self._mutating():
+            return self.companion.record_mood(score, emotions, note)
+
+    def choose_mode(self, mode: Mode) -> None:
+        with self._mutating():
+            self.companion.choose_mode(mode)
+
+    def skip_check_in(self) -> None:
+        with self._mutating():
+            if self.companion.flow.step is Step.CHECKIN:
+                self.companion.skip_step()
+
+    # ---- closing --------------------------------------------------------------------------------
+
+    def close_session(self, with_summary: bool = True) -> Session:
+        """Move to the closing steps and write the summary and title (blocking: a worker)."""
+        with self._call(), self._reply_slot(wait=True):
+            with self._state:
+                work = self.companion.begin_closing(with_summary)
+            fields = self.companion.closing_fields(work)  # the model: outside the lock
+            with self._state:
+                return self.companion.finish_closing(work, fields)
+
+    def set_next_step(self, text: str | None) -> None:
+        with self._mutating():
+            self.companion.set_next_step(text)
+
+    def end_session(self) -> None:
+        with self._mutating():
+            if self.companion.session is not None:
+                self.companion.end_session()
+
+    # ---- thought records ----------------------------------------------------------------------
+
+    def draft_thought_record(self) -> ThoughtRecord:
+        """A draft from this conversation (blocking: a worker). The turns are read under
+        the lock; the model writes outside it."""
+        with self._call():
+            with self._state:
+                session_id, turns = self.companion.draft_context()
+            return self.companion.draft_from(session_id, turns)
+
+    def can_draft(self) -> bool:
+        engine = self.companion.engine
+        return engine is not None and engine.ready
+
+    def save_thought_record(self, record: ThoughtRecord) -> ThoughtRecord:
+        with self._mutating():
+            if record.session_id is None and self.companion.session is not None:
+                record = record.model_copy(update={"session_id": self.companion.session.id})
+            return self._journal.save_thought_record(record)
+
+    # ---- settings ---------------------------------------------------------------------------------
+
+    def save_settings(self, **changes) -> bool:
+        """Apply and persist settings; True when the model has to be reloaded for them."""
+        reload_fields = {"n_ctx", "threads", "weight_repack"}
+        with self._mutating():
+            before = {name: getattr(self.settings, name) for name in reload_fields}
+            for name, value in changes.items():
+                setattr(self.settings, name, value)
+            save_settings(self.paths, self.settings)
+            return any(getattr(self.settings, name) != before[name] for name in reload_fields)
+
+    # ---- the end -------------------------------------------------------------------------------------
+
+    def shutdown(self, wait: float = SHUTDOWN_WAIT_SECONDS) -> None:
+        """Stop the reply, wait for calls in flight, end the session, close the engine,
+        then the journal. Safe to call twice."""
+        with self._calls:
+            if self._closed:
+                return
+            self._closed = True
+        self.companion.cancel()
+        with self._calls:
+            if not self._calls.wait_for(lambda: self._in_flight == 0, timeout=wait):
+                log.warning("a reply did not stop in time; closing the model to end it")
+        engines = [e for e in (self.companion.engine, self._loading) if e is not None]
+        if self._in_flight:
+            for engine in engines:  # a reply still waiting on the model ends with its process
+                engine.close()
+            with self._calls:
+                self._calls.wait_for(lambda: self._in_flight == 0, timeout=wait)
+        with self._state:
+            try:
+                if self.companion.session is not None:
+                    self.companion.end_session()
+            except Exception as exc:  # its text could hold the person's words: the type only
+                log.warning("could not end the session cleanly (%s)", type(exc).__name__)
+            for engine in engines:
+                engine.close()
+            for thread in self._closers:
+                thread.join(timeout=wait)
+            self._journal.close()
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
