@@ -29,18 +29,38 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from app.conversation.companion import Companion, Opening, PendingReply
 from app.conversation.events import Event
 from app.conversation.flow import Mode, Step
 from app.conversation.prompts import PromptLibrary, prompt_library
+from app.days import DayError, parse_day_range
+from app.export.age_file import AgeError
+from app.export.service import export_journal
 from app.llm import EngineState, ModelSpec
-from app.modelhub.registry import RegistryError
+from app.modelhub.catalog import catalog
+from app.modelhub.download import DownloadError, download_catalog_entry
+from app.modelhub.importer import ImportError_, import_gguf
+from app.modelhub.registry import ModelRegistry, RegistryError
 from app.paths import DataPaths
 from app.runtime import NoModelSelected, selected_model_spec, start_engine
 from app.settings import Settings, save_settings
-from app.store import Journal
-from app.store.records import EmotionRating, Message, MoodEntry, Session, ThoughtRecord
+from app.store import DiskFull, Journal, JournalError, WrongPassphrase
+from app.store.records import (
+    EmotionRating,
+    Message,
+    MoodEntry,
+    Note,
+    SafetyPlan,
+    SearchHit,
+    Session,
+    ThoughtRecord,
+)
+
+# what the unlock screen tells apart (the store's own errors, named here for the UI)
+__all__ = ["Busy", "DiskFull", "ExportProblem", "HavenService", "JournalError", "ModelError",
+           "ServiceClosed", "WrongPassphrase", "create_journal", "journal_exists", "open_journal"]
 
 log = logging.getLogger("haven.service")
 
@@ -61,6 +81,26 @@ class Busy(Exception):
 
 class ServiceClosed(RuntimeError):
     pass
+
+
+class ModelError(Exception):
+    """A model could not be downloaded, imported or removed (one plain sentence)."""
+
+
+class ExportProblem(Exception):
+    """An export that cannot be made as asked (one plain sentence; nothing written)."""
+
+
+def journal_exists(paths: DataPaths) -> bool:
+    return Journal.exists(paths.journal)
+
+
+def create_journal(paths: DataPaths, passphrase: str) -> Journal:
+    return Journal.create(paths.journal, passphrase)
+
+
+def open_journal(paths: DataPaths, passphrase: str) -> Journal:
+    return Journal.open(paths.journal, passphrase)
 
 
 @dataclass(frozen=True)
@@ -368,19 +408,128 @@ class HavenService:
         with self._mutating():
             if record.session_id is None and self.companion.session is not None:
                 record = record.model_copy(update={"session_id": self.companion.session.id})
-            return self._journal.save_thought_record(record)
+            return self.companion.save_thought_record(record)
 
     # ---- settings ---------------------------------------------------------------------------------
 
-    def save_settings(self, **changes) -> bool:
-        """Apply and persist settings; True when the model has to be reloaded for them."""
-        reload_fields = {"n_ctx", "threads", "weight_repack"}
+    def update_settings(self, new: Settings) -> bool:
+        """Apply and keep new settings (in place: everyone holds the same object); starts
+        the model again when a setting it was loaded with changed. True if it did."""
         with self._mutating():
-            before = {name: getattr(self.settings, name) for name in reload_fields}
-            for name, value in changes.items():
-                setattr(self.settings, name, value)
+            old = self.settings
+            reload = ((new.n_ctx, new.threads, new.weight_repack)
+                      != (old.n_ctx, old.threads, old.weight_repack))
+            for name in Settings.model_fields:
+                setattr(old, name, getattr(new, name))
+            save_settings(self.paths, old)
+        if reload:
+            self.start_engine()
+        return reload
+
+    # ---- models -------------------------------------------------------------------------------
+
+    def catalog_entries(self) -> list:
+        return list(catalog().model)
+
+    def catalog_entry(self, name: str):
+        return catalog().get(name)
+
+    def installed_models(self) -> dict:
+        return {m.name: m for m in ModelRegistry(self.paths).all()}
+
+    def is_installed(self, name: str | None) -> bool:
+        return bool(name) and ModelRegistry(self.paths).get(name) is not None
+
+    def download_model(self, name: str, progress: Callable) -> str:
+        """Download (resuming) and verify a catalog model; its name. Blocking: a worker.
+        ``progress`` may raise to stop (the part downloaded is kept)."""
+        entry = catalog().get(name)
+        if entry is None:
+            raise ModelError(f"{name} is not in Haven's catalog")
+        try:
+            return download_catalog_entry(self.paths, entry, progress).name
+        except DownloadError as exc:
+            raise ModelError(str(exc)) from exc
+
+    def import_model(self, path: Path, chat_format: str | None = None) -> str:
+        try:
+            return import_gguf(self.paths, path, None, chat_format).name
+        except ImportError_ as exc:
+            raise ModelError(str(exc)) from exc
+
+    def select_model(self, name: str | None) -> None:
+        """Talk with this model from now on (the old one answers until it is loaded)."""
+        with self._mutating():
+            self.settings.model = name
             save_settings(self.paths, self.settings)
-            return any(getattr(self.settings, name) != before[name] for name in reload_fields)
+        self.start_engine()
+
+    def remove_model(self, name: str) -> None:
+        try:
+            ModelRegistry(self.paths).remove(name)
+        except RegistryError as exc:
+            raise ModelError(str(exc)) from exc
+        if self.settings.model == name:
+            self.select_model(None)
+
+    # ---- the journal, for reading (and the few records that are no one else's) -------------
+
+    def messages(self, session_id: str) -> list[Message]:
+        with self._call():
+            return self._journal.messages(session_id)
+
+    def notes(self) -> list[Note]:
+        with self._call():
+            return self._journal.notes()
+
+    def note(self, note_id: str) -> Note | None:
+        return next((n for n in self.notes() if n.id == note_id), None)
+
+    def add_note(self, body: str) -> Note:
+        with self._call():
+            return self._journal.add_note(body)
+
+    def thought_records(self) -> list[ThoughtRecord]:
+        with self._call():
+            return self._journal.thought_records()
+
+    def thought_record(self, record_id: str) -> ThoughtRecord | None:
+        with self._call():
+            return self._journal.thought_record(record_id)
+
+    def moods(self) -> list[MoodEntry]:
+        with self._call():
+            return self._journal.moods()
+
+    def search(self, text: str) -> list[SearchHit]:
+        with self._call():
+            return self._journal.search(text) if text.strip() else []
+
+    def safety_plan(self) -> SafetyPlan | None:
+        with self._call():
+            return self._journal.safety_plan()
+
+    def save_safety_plan(self, plan: SafetyPlan) -> SafetyPlan:
+        with self._call():
+            return self._journal.save_safety_plan(plan)
+
+    def export(self, out: Path, *, passphrase: str | None, recipients: list[str],
+               since: str | None, until: str | None, fmt: str):
+        """An encrypted export (blocking: a worker). Days are YYYY-MM-DD, both inclusive."""
+        try:
+            start, end = parse_day_range(since, until)
+        except DayError as exc:
+            raise ExportProblem(str(exc)) from exc
+        if self.paths.holds(out):
+            raise ExportProblem(f"{out} is inside Haven's data folder; choose a place outside it.")
+        if out.exists():
+            raise ExportProblem(f"{out} already exists; choose another name.")
+        with self._call():
+            try:
+                return export_journal(self._journal, out, passphrase=passphrase,
+                                      recipients=recipients, since=start, until=end, fmt=fmt)
+            except AgeError as exc:
+                raise ExportProblem(str(exc)) from exc
 
     # ---- the end -------------------------------------------------------------------------------------
 

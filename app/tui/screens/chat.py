@@ -1,8 +1,8 @@
 """The chat screen: sessions on the left, the conversation, the message box.
 
-Sending runs the companion in a worker thread; its events come back to the UI thread
-to be rendered. Input is never blocked: the box stays usable while the model loads or
-replies.
+A view of the service (``app.service``): sending runs the service in a worker thread;
+its events come back to the UI thread to be rendered. Input is never blocked: the box
+stays usable while the model loads or replies.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from app.conversation.events import (
     UserSaved,
 )
 from app.conversation.flow import Mode
+from app.conversation.service import Busy
 from app.safety.screener import CHOICES, LABELS
 from app.store.records import Message
 from app.tui.widgets.chat_message import ChatMessage
@@ -78,8 +79,8 @@ class ChatScreen(Screen):
         self._reply_view: ChatMessage | None = None
 
     @property
-    def companion(self):
-        return self.app.companion
+    def service(self):
+        return self.app.service
 
     def has_unsaved_text(self) -> bool:
         """Words typed in the message box and not sent (the app asks before quitting)."""
@@ -119,13 +120,15 @@ class ChatScreen(Screen):
     # ---- sessions --------------------------------------------------------------------------
 
     def refresh_sessions(self) -> None:
-        current = self.companion.session.id if self.companion.session else None
-        self.query_one(SessionList).set_sessions(self.app.journal.sessions(limit=200), current)
+        current = self.service.session.id if self.service.session else None
+        self.query_one(SessionList).set_sessions(self.service.sessions(limit=200), current)
 
     async def begin_new_session(self) -> None:
-        if self.companion.session is not None and not self.companion.flow.ended:
-            self.companion.end_session()
-        opening = self.companion.start_session()
+        try:
+            opening = self.service.new_session()
+        except Busy as exc:
+            self.notify(str(exc))
+            return
         log = self.query_one("#log", VerticalScroll)
         await log.remove_children()
         await log.mount(ChatMessage("system", opening.text))
@@ -135,21 +138,20 @@ class ChatScreen(Screen):
         self.refresh_sessions()
 
     async def open_session(self, session_id: str) -> None:
-        if self.replying:
-            self.notify("Haven is still replying. Press Esc to stop it first.")
+        try:
+            messages = self.service.open_session(session_id)
+        except Busy as exc:
+            self.notify(str(exc))
             return
-        if self.companion.session and self.companion.session.id == session_id:
+        if messages is None:  # already open
             return
-        if self.companion.session is not None and not self.companion.flow.ended:
-            self.companion.end_session()
-        messages = self.companion.open_session(session_id)
         log = self.query_one("#log", VerticalScroll)
         await log.remove_children()
         await log.mount_all([self._view(m) for m in messages])
         log.scroll_end(animate=False)
         self.query_one("#checkin-offer").remove_class("shown")
         self.query_one(CrisisPanel).hide()
-        self.show_answers(self.companion.pending_question() is not None)
+        self.show_answers(self.service.pending_question() is not None)
         self.refresh_sessions()
         self.query_one(MessageBox).focus()
 
@@ -211,7 +213,7 @@ class ChatScreen(Screen):
 
         saved = False
         try:
-            for event in self.companion.send(text, answer=answer):
+            for event in self.service.send(text, answer=answer):
                 if isinstance(event, UserSaved):
                     saved = True
                 if isinstance(event, Token):
@@ -293,13 +295,13 @@ class ChatScreen(Screen):
 
     def action_stop_reply(self) -> None:
         if self.replying:
-            self.companion.cancel()
+            self.service.cancel()
             self.query_one(StatusLine).set_activity("Stopping…")
         else:
             self.query_one(CrisisPanel).hide()
 
     def refresh_status(self) -> None:
-        self.query_one(StatusLine).set_model(self.app.engine_status())
+        self.query_one(StatusLine).set_model(self.service.engine_status())
 
     # ---- check-in and closing ------------------------------------------------------------------
 
@@ -310,20 +312,19 @@ class ChatScreen(Screen):
         elif event.button.id == "offer-checkin":
             self.action_check_in()
         elif event.button.id == "offer-skip":
-            if self.companion.flow.step.name == "CHECKIN":
-                self.companion.skip_step()
+            self.service.skip_check_in()
             self.query_one("#checkin-offer").remove_class("shown")
             self.query_one(MessageBox).focus()
 
     def action_check_in(self) -> None:
         from app.tui.screens.mood import MoodScreen
 
-        closing = self.companion.flow.step.name in ("CLOSING", "NEXT_STEP", "CLOSING_MOOD")
+        closing = self.service.flow().closing
         self.app.push_screen(MoodScreen(closing=closing, save=self._record_mood), self._mood_done)
 
     def _record_mood(self, result) -> None:
         """Saved before the dialog closes: if saving fails, the dialog keeps the words."""
-        self.companion.record_mood(result.score, result.emotions, result.note)
+        self.service.record_mood(result.score, result.emotions, result.note)
 
     def _mood_done(self, result) -> None:
         self.query_one("#checkin-offer").remove_class("shown")
@@ -341,14 +342,14 @@ class ChatScreen(Screen):
 
     @work(thread=True, exclusive=True, group="closing")
     def _close(self) -> None:
-        session = self.companion.close_session()
+        session = self.service.close_session()
         self.app.call_from_thread(self._closing_steps, session.summary)
 
     def _closing_steps(self, summary: str | None) -> None:
         from app.tui.screens.closing import ClosingScreen
 
         self.query_one(StatusLine).set_activity("")
-        self.app.push_screen(ClosingScreen(summary, save=self.companion.set_next_step),
+        self.app.push_screen(ClosingScreen(summary, save=self.service.set_next_step),
                              self._step_chosen)
 
     def _step_chosen(self, step: str | None) -> None:
@@ -356,14 +357,14 @@ class ChatScreen(Screen):
 
         if step is None:  # skipped (a written step was saved before the dialog closed)
             try:
-                self.companion.set_next_step(None)
+                self.service.set_next_step(None)
             except Exception as exc:
                 self.notify(f"Could not save: {exc}", severity="error", markup=False)
         self.app.push_screen(MoodScreen(closing=True, save=self._record_mood), self._closing_mood)
 
     async def _closing_mood(self, result) -> None:
         try:
-            self.companion.end_session()
+            self.service.end_session()
         except Exception as exc:
             self.notify(f"Could not save: {exc}", severity="error", markup=False)
         self.notify("Session saved in your journal. Take care.")
@@ -379,15 +380,12 @@ class ChatScreen(Screen):
     def action_rename_session(self) -> None:
         from app.tui.screens.dialogs import TextPromptScreen
 
-        session = self.query_one(SessionList).highlighted_session or self.companion.session
+        session = self.query_one(SessionList).highlighted_session or self.service.session
         if session is None:
             return
 
         def rename(title: str) -> None:  # before the dialog closes: a failure keeps the words
-            if title.strip():
-                self.app.journal.update_session(session.id, title=title.strip()[:80])
-                if self.companion.session and self.companion.session.id == session.id:
-                    self.companion.session = self.app.journal.session(session.id)
+            self.service.rename_session(session.id, title)
 
         def done(title: str | None) -> None:
             self.refresh_sessions()
@@ -405,10 +403,12 @@ class ChatScreen(Screen):
         async def done(confirmed: bool | None) -> None:
             if not confirmed:
                 return
-            current = self.companion.session and self.companion.session.id == session.id
-            self.app.journal.delete_session(session.id)
+            try:
+                current = self.service.delete_session(session.id)
+            except Busy as exc:
+                self.notify(str(exc))
+                return
             if current:
-                self.companion.session = None
                 await self.begin_new_session()
             self.refresh_sessions()
             self.notify("Session deleted.")
@@ -453,7 +453,7 @@ class ChatScreen(Screen):
         self.app.push_screen(ExportScreen())
 
     def set_mode(self, mode: Mode) -> None:
-        self.companion.choose_mode(mode)
+        self.service.choose_mode(mode)
         self.notify(f"{mode.label}: Haven will work this way from your next message.")
         self.query_one("#checkin-offer").remove_class("shown")
 

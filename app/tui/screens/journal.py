@@ -152,13 +152,14 @@ class JournalScreen(Screen[str | None]):
         self.reload()
 
     def reload(self) -> None:
-        journal = self.app.journal
+        service = self.app.service
+        records_ = service.thought_records()
         entries = [("session", s.id, s.started, s.title or "Untitled session", s.id)
-                   for s in journal.sessions()]
-        entries += [("note", n.id, n.created, n.body, None) for n in journal.notes()]
+                   for s in service.sessions(limit=None)]
+        entries += [("note", n.id, n.created, n.body, None) for n in service.notes()]
         entries += [("thought_record", t.id, t.created,
                      t.situation or t.hot_thought or "Thought record", t.session_id)
-                    for t in journal.thought_records()]
+                    for t in records_]
         entries.sort(key=lambda e: e[2], reverse=True)
         timeline = self.query_one("#timeline-list", ListView)
         timeline.clear()
@@ -166,11 +167,11 @@ class JournalScreen(Screen[str | None]):
             timeline.append(EntryItem(kind, ref, entry_text(kind, when, body), session_id))
         records = self.query_one("#records-list", ListView)
         records.clear()
-        for t in journal.thought_records():
+        for t in records_:
             records.append(EntryItem("thought_record", t.id,
                                      entry_text("thought_record", t.created,
                                                 t.situation or t.hot_thought or "Thought record")))
-        self.query_one(MoodChart).set_entries(journal.moods())
+        self.query_one(MoodChart).set_entries(service.moods())
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "search-box":
@@ -179,7 +180,7 @@ class JournalScreen(Screen[str | None]):
     def search(self, query: str) -> None:
         results = self.query_one("#search-results", ListView)
         results.clear()
-        hits = self.app.journal.search(query) if query.strip() else []
+        hits = self.app.service.search(query)
         for hit in hits:
             results.append(EntryItem(hit.kind, hit.ref_id, hit_text(hit), hit.session_id))
         count = self.query_one("#search-count", Static)
@@ -192,11 +193,11 @@ class JournalScreen(Screen[str | None]):
         if item.kind in ("session", "message"):
             self.dismiss(item.session_id or item.ref_id)
         elif item.kind == "note":
-            note = next((n for n in self.app.journal.notes() if n.id == item.ref_id), None)
+            note = self.app.service.note(item.ref_id)
             if note:
                 self.app.push_screen(NoteScreen(note.body, editable=False))
         elif item.kind == "thought_record":
-            record = self.app.journal.thought_record(item.ref_id)
+            record = self.app.service.thought_record(item.ref_id)
             if record:
                 self.app.push_screen(ThoughtRecordScreen(record), lambda _: self.reload())
 
@@ -212,7 +213,7 @@ class JournalScreen(Screen[str | None]):
                 self.notify("Note saved.")
                 self.reload()
 
-        self.app.push_screen(NoteScreen(save=self.app.journal.add_note), saved)
+        self.app.push_screen(NoteScreen(save=self.app.service.add_note), saved)
 
     def action_close(self) -> None:
         self.dismiss(None)

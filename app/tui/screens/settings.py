@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
 from app.safety.resources import countries
-from app.settings import Settings, save_settings
+from app.settings import Settings
 
 NUMBERS = [
     ("temperature", "Temperature (0-2: higher is more varied)", "generation"),
@@ -74,13 +74,8 @@ class SettingsScreen(Screen):
             field = ".".join(str(p) for p in error["loc"])
             self.query_one("#problem", Static).update(f"{field}: {error['msg']}")
             return
-        reload_model = (new.n_ctx, new.threads) != (old.n_ctx, old.threads)
-        for name in Settings.model_fields:
-            setattr(old, name, getattr(new, name))
-        save_settings(self.app.paths, old)
-        self.app.theme = old.theme
-        if reload_model:
-            self.app.start_engine()
+        self.app.service.update_settings(new)
+        self.app.theme = new.theme
         self.query_one("#problem", Static).update("")
         self.notify("Settings saved.")
 

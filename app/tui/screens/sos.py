@@ -39,7 +39,7 @@ class SosScreen(ModalScreen[None]):
 
     @property
     def journal(self):
-        return getattr(self.app, "journal", None)
+        return getattr(self.app, "service", None)  # None before unlock
 
     def compose(self) -> ComposeResult:
         found = all_services_for(self.app.settings.country)

@@ -9,7 +9,13 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Static
 
-from app.store import DiskFull, Journal, JournalError, WrongPassphrase
+from app.conversation.service import (
+    DiskFull,
+    JournalError,
+    WrongPassphrase,
+    create_journal,
+    open_journal,
+)
 from app.tui.widgets.passphrase_input import MAX_PASSPHRASE_CHARS, PassphraseInput
 
 MIN_LENGTH = 8
@@ -90,7 +96,7 @@ class CreatePassphraseScreen(Screen):
     @work(thread=True, exclusive=True)
     def _create(self, passphrase: str) -> None:
         try:
-            journal = Journal.create(self.app.paths.journal, passphrase)
+            journal = create_journal(self.app.paths, passphrase)
         except JournalError as exc:
             self.app.call_from_thread(self.query_one("#problem", Static).update, Text(str(exc)))
             return
@@ -146,7 +152,7 @@ class UnlockScreen(Screen):
     @work(thread=True, exclusive=True)
     def _open(self, passphrase: str) -> None:
         try:
-            journal = Journal.open(self.app.paths.journal, passphrase)
+            journal = open_journal(self.app.paths, passphrase)
         except WrongPassphrase:
             self.app.call_from_thread(self._wrong)
             return
