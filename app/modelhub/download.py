@@ -29,6 +29,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
 
 from app.modelhub.catalog import CatalogEntry  # noqa: E402
+from app.modelhub.formats import known_formats  # noqa: E402
 from app.modelhub.gguf import GGUFError, inspect_gguf  # noqa: E402
 from app.modelhub.registry import NAME_RULE, InstalledModel, ModelRegistry, valid_name  # noqa: E402
 from app.paths import DataPaths  # noqa: E402
@@ -364,13 +365,10 @@ def download_spec(
     progress: ProgressCallback | None = None,
 ) -> InstalledModel:
     repo, filename = check_request(spec, name)
-    if chat_format is not None:
-        from app.llm.templates import known_formats
-
-        if chat_format not in known_formats():
-            raise DownloadError(
-                f"unknown chat format {chat_format!r}; known: {', '.join(known_formats())}"
-            )
+    if chat_format is not None and chat_format not in known_formats():
+        raise DownloadError(
+            f"unknown chat format {chat_format!r}; known: {', '.join(known_formats())}"
+        )
     remote = resolve_remote(repo, filename)
     model_name = name or default_model_name(filename)
     return install_download(paths, remote, model_name, "hub", chat_format, progress)

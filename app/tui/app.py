@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -19,35 +20,31 @@ from app.conversation.prompts import prompt_library
 from app.conversation.service import EngineFactory, HavenService, journal_exists, real_engine
 from app.paths import DataPaths
 from app.settings import Settings, save_settings
+from app.tui import keys
 
 log = logging.getLogger("haven.tui")
+HERE = Path(__file__).parent
 
 
 class HavenApp(App):
     TITLE = "Haven"
     SUB_TITLE = "a private CBT companion"
-    CSS = """
-    Screen { background: $background; }
-    .hint { color: $text-muted; }
-    .error { color: $error; }
-    .form-row { height: auto; margin: 0 0 1 0; }
-    .buttons { height: auto; margin: 1 0 0 0; }
-    .buttons Button { margin: 0 1 0 0; min-width: 10; }
-    .dialog { width: 76; max-width: 100%; height: auto; max-height: 100%; border: thick $accent;
-              background: $surface; padding: 1 2; }
-    ModalScreen { align: center middle; }
-    """
+    # Styles live in .tcss files beside the code they style: widgets and screens first,
+    # the app's shared classes last (they win a tie, as the app's CSS did over defaults).
+    CSS_PATH = [*sorted(str(p) for p in (HERE / "widgets").glob("*.tcss")),
+                *sorted(str(p) for p in (HERE / "screens").glob("*.tcss")),
+                str(HERE / "app.tcss")]
     # SOS works on every screen, in dialogs and before unlock (priority): Ctrl+O is
     # delivered by every terminal and edits no text; F12 is the same for those who prefer
-    # a function key.
+    # a function key. The keys are declared once, in app/tui/keys.py.
     BINDINGS = [
-        Binding("ctrl+q", "quit", "Quit", priority=True),
-        Binding("f1", "help", "Help"),
+        keys.QUIT.binding(),
+        keys.HELP.binding(),
         Binding("ctrl+o", "sos", "SOS", priority=True),
         Binding("f12", "sos", "SOS", priority=True, show=False),
     ]
     # How Haven names its keys in what it writes into the conversation.
-    KEYS = {"sos": "press Ctrl+O (SOS)", "new_session": "Ctrl+N"}
+    KEYS = {"sos": f"press {keys.SOS.first} (SOS)", "new_session": keys.NEW.first}
 
     def __init__(self, paths: DataPaths, settings: Settings,
                  engine_factory: EngineFactory = real_engine) -> None:
@@ -186,9 +183,9 @@ class HavenApp(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("SOS", "Crisis services, your safety plan, a grounding exercise "
-                            "(Ctrl+O)", self.action_sos)
-        yield SystemCommand("Help", "Keys, and what Haven is and is not (F1)", self.action_help)
+        yield SystemCommand(keys.SOS.title, "Crisis services, your safety plan, a grounding "
+                            f"exercise ({keys.SOS.first})", self.action_sos)
+        yield SystemCommand(keys.HELP.title, keys.palette_help(keys.HELP), self.action_help)
         if self.service is not None:
             yield SystemCommand("Safety plan", "Write or edit your personal safety plan",
                                 self.action_safety_plan)

@@ -11,7 +11,6 @@ import time
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Static
@@ -34,6 +33,7 @@ from app.conversation.flow import Mode
 from app.conversation.service import Busy
 from app.safety.screener import CHOICES, LABELS
 from app.store.records import Message
+from app.tui import keys
 from app.tui.widgets.chat_message import ChatMessage
 from app.tui.widgets.crisis_panel import CrisisPanel
 from app.tui.widgets.message_box import MessageBox
@@ -44,34 +44,7 @@ TOKEN_BATCH_SECONDS = 0.05
 
 
 class ChatScreen(Screen):
-    DEFAULT_CSS = """
-    ChatScreen #main { width: 1fr; }
-    ChatScreen #log { height: 1fr; padding: 0 1; }
-    ChatScreen #checkin-offer { height: auto; padding: 0 1; background: $boost; display: none; }
-    ChatScreen #checkin-offer.shown { display: block; }
-    ChatScreen #checkin-offer Static { width: 1fr; height: auto; padding: 1 0 0 0; }
-    ChatScreen #checkin-offer Button { margin: 0 0 0 1; min-width: 10; }
-    ChatScreen #answers { height: auto; padding: 0 1; background: $boost; display: none; }
-    ChatScreen #answers.shown { display: block; }
-    ChatScreen #answers Static { width: auto; height: auto; padding: 1 1 0 0; }
-    ChatScreen #answers Button { margin: 0 1 0 0; min-width: 10; }
-    """
-    # Keys chosen not to clash with the message box's own (Ctrl+E/K/D, F5-F7 edit text).
-    BINDINGS = [
-        # shown first in the footer so it is visible at 80 columns (the app's binding acts)
-        Binding("ctrl+o", "app.sos", "SOS"),
-        Binding("escape", "stop_reply", "Stop reply"),
-        Binding("ctrl+n", "new_session", "New"),
-        Binding("f2", "check_in", "Mood"),
-        Binding("ctrl+t", "thought_record", "Thought record"),
-        Binding("ctrl+g", "end_session", "End"),
-        Binding("f3", "journal", "Journal"),
-        Binding("f4", "models", "Models"),
-        Binding("ctrl+r", "rename_session", "Rename", show=False),
-        Binding("f8", "settings", "Settings", show=False),
-        Binding("f9", "export", "Export", show=False),
-        Binding("ctrl+b", "toggle_sidebar", "Sessions", show=False),
-    ]
+    BINDINGS = keys.chat_bindings()  # declared once, in app/tui/keys.py
 
     def __init__(self) -> None:
         super().__init__()
@@ -458,20 +431,9 @@ class ChatScreen(Screen):
         self.query_one("#checkin-offer").remove_class("shown")
 
     def palette_commands(self):
-        yield "New session", "Start a fresh conversation (Ctrl+N)", self.action_new_session
-        yield "Mood check-in", "Rate your mood and name emotions (F2)", self.action_check_in
-        yield "Thought record", "Fill in or draft a thought record (Ctrl+T)", self.action_thought_record
-        yield "End session", "Summary, a step for next time, closing mood (Ctrl+G)", self.action_end_session
-        yield "Journal", "Sessions, notes, thought records, search and mood chart (F3)", self.action_journal
-        yield "Models", "Download, import or switch the model (F4)", self.action_models
-        yield "Settings", "Country for crisis resources, generation, theme (F8)", self.action_settings
-        yield "Export", "Save an encrypted copy of your journal (F9)", self.action_export
-        yield "Rename session", "Give this session a title (Ctrl+R)", self.action_rename_session
-        yield ("Delete session", "Delete the highlighted session (Delete, in the sidebar)",
-               self.action_delete_session)
-        yield "Stop reply", "Stop Haven's reply now (Esc)", self.action_stop_reply
+        for key in keys.CHAT:
+            yield key.title, keys.palette_help(key), getattr(self, f"action_{key.action}")
+        yield keys.DELETE.title, keys.palette_help(keys.DELETE), self.action_delete_session
         for mode in Mode:
             yield f"Work: {mode.label}", "Change how Haven works with you", (
                 lambda m=mode: self.set_mode(m))
-        yield "Show or hide sessions", "The sessions sidebar (Ctrl+B)", self.action_toggle_sidebar
-

@@ -124,11 +124,6 @@ class NoteScreen(DiscardGuard, ModalScreen[str | None]):
 
 class JournalScreen(Screen[str | None]):
     BINDINGS = [Binding("escape", "close", "Back"), Binding("ctrl+n", "new_note", "New note")]
-    DEFAULT_CSS = """
-    JournalScreen ListView { height: 1fr; }
-    JournalScreen #search-box { margin: 0 0 1 0; }
-    JournalScreen .buttons { height: auto; }
-    """
 
     def compose(self) -> ComposeResult:
         yield Header()

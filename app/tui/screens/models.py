@@ -24,12 +24,6 @@ class DownloadStopped(Exception):
 
 class ModelsScreen(Screen):
     BINDINGS = [Binding("escape", "close", "Back")]
-    DEFAULT_CSS = """
-    ModelsScreen Vertical { padding: 0 2; }
-    ModelsScreen DataTable { height: auto; max-height: 12; margin: 1 0; }
-    ModelsScreen ProgressBar { margin: 1 0 0 0; }
-    ModelsScreen #detail { height: auto; min-height: 2; }
-    """
 
     def __init__(self, first_run: bool = False) -> None:
         super().__init__()

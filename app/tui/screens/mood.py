@@ -49,11 +49,6 @@ def parse_emotions(text: str) -> list[EmotionRating]:
 
 class MoodScreen(DiscardGuard, ModalScreen[MoodResult | None]):
     BINDINGS = [Binding("escape", "skip", "Skip")]
-    DEFAULT_CSS = """
-    MoodScreen #scores { height: auto; }
-    MoodScreen #scores Button { min-width: 5; width: 5; margin: 0; }
-    MoodScreen #scores Button.chosen { background: $accent; color: $text; }
-    """
 
     def __init__(self, closing: bool = False,
                  save: Callable[[MoodResult], object] | None = None) -> None:

@@ -18,11 +18,6 @@ from app.store.records import SafetyPlan
 
 class SafetyPlanScreen(Screen[bool]):
     BINDINGS = [Binding("escape", "close", "Close"), Binding("ctrl+s", "save", "Save")]
-    DEFAULT_CSS = """
-    SafetyPlanScreen VerticalScroll { padding: 0 2; }
-    SafetyPlanScreen Label { margin: 1 0 0 0; text-style: bold; }
-    SafetyPlanScreen TextArea { height: 4; }
-    """
 
     def __init__(self) -> None:
         super().__init__()

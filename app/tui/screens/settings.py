@@ -25,11 +25,6 @@ NUMBERS = [
 
 class SettingsScreen(Screen):
     BINDINGS = [Binding("escape", "close", "Back"), Binding("ctrl+s", "save", "Save")]
-    DEFAULT_CSS = """
-    SettingsScreen VerticalScroll { padding: 0 2; }
-    SettingsScreen Label { margin: 1 0 0 0; }
-    SettingsScreen Input, SettingsScreen Select { width: 60; }
-    """
 
     def compose(self) -> ComposeResult:
         s = self.app.settings

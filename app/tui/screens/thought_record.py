@@ -41,13 +41,6 @@ def ratings_text(ratings) -> str:
 
 class ThoughtRecordScreen(DiscardGuard, Screen):
     BINDINGS = [Binding("escape", "close", "Close"), Binding("ctrl+s", "save", "Save")]
-    DEFAULT_CSS = """
-    ThoughtRecordScreen VerticalScroll { padding: 0 2; }
-    ThoughtRecordScreen Label { margin: 1 0 0 0; text-style: bold; }
-    ThoughtRecordScreen TextArea { height: 4; }
-    ThoughtRecordScreen SelectionList { height: 13; }
-    ThoughtRecordScreen RadioSet { height: auto; layout: horizontal; }
-    """
 
     def __init__(self, record: ThoughtRecord | None = None) -> None:
         super().__init__()

@@ -37,10 +37,6 @@ def strength_hint(passphrase: str) -> tuple[str, bool]:
 
 
 class CreatePassphraseScreen(Screen):
-    DEFAULT_CSS = """
-    CreatePassphraseScreen Vertical { width: 76; max-width: 100%; height: auto; margin: 1 2; }
-    """
-
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical():
@@ -110,10 +106,6 @@ def too_long_paste(screen: Screen) -> None:
 
 
 class UnlockScreen(Screen):
-    DEFAULT_CSS = """
-    UnlockScreen Vertical { width: 64; max-width: 100%; height: auto; margin: 2 2; }
-    """
-
     def __init__(self) -> None:
         super().__init__()
         self.tries = 0

@@ -59,18 +59,6 @@ def plan_rich(plan, title: bool = True) -> Text:
 
 
 class CrisisPanel(Vertical):
-    DEFAULT_CSS = """
-    CrisisPanel { height: auto; max-height: 60%; border: heavy $error; background: $error 15%;
-                  padding: 0 1; margin: 0 0 1 0; display: none; overflow-y: auto; }
-    CrisisPanel.elevated { border: heavy $warning; background: $warning 10%; }
-    CrisisPanel.shown { display: block; }
-    CrisisPanel #crisis-title { text-style: bold; }
-    CrisisPanel #crisis-plan { margin: 1 0 0 0; }
-    CrisisPanel #crisis-text { margin: 1 0 0 0; }
-    CrisisPanel Horizontal { height: auto; }
-    CrisisPanel #crisis-hint { width: 1fr; padding: 1 0 0 2; color: $text-muted; }
-    """
-
     @dataclass
     class Dismissed(Message):
         panel: CrisisPanel
