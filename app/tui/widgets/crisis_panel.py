@@ -8,12 +8,9 @@ brings them back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import Button, Static
 
 from app.safety.resources import CountryResources, Situation, emergency_line
@@ -59,10 +56,6 @@ def plan_rich(plan, title: bool = True) -> Text:
 
 
 class CrisisPanel(Vertical):
-    @dataclass
-    class Dismissed(Message):
-        panel: CrisisPanel
-
     def compose(self) -> ComposeResult:
         yield Static("", id="crisis-title")
         yield Static("", id="crisis-resources")
@@ -93,4 +86,3 @@ class CrisisPanel(Vertical):
         if event.button.id == "crisis-dismiss":
             event.stop()
             self.hide()
-            self.post_message(self.Dismissed(self))
