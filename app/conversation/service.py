@@ -35,6 +35,7 @@ from app.conversation.companion import Companion, Opening, PendingReply
 from app.conversation.events import Event
 from app.conversation.flow import Mode, Step
 from app.conversation.prompts import PromptLibrary, prompt_library
+from app.conversation.timeline import Entry, timeline
 from app.days import DayError, parse_day_range
 from app.export.age_file import AgeError
 from app.export.service import export_journal
@@ -473,6 +474,10 @@ class HavenService:
             self.select_model(None)
 
     # ---- the journal, for reading (and the few records that are no one else's) -------------
+
+    def timeline(self) -> list[Entry]:
+        with self._call():
+            return timeline(self._journal)
 
     def messages(self, session_id: str) -> list[Message]:
         with self._call():

@@ -148,21 +148,13 @@ class JournalScreen(Screen[str | None]):
 
     def reload(self) -> None:
         service = self.app.service
-        records_ = service.thought_records()
-        entries = [("session", s.id, s.started, s.title or "Untitled session", s.id)
-                   for s in service.sessions(limit=None)]
-        entries += [("note", n.id, n.created, n.body, None) for n in service.notes()]
-        entries += [("thought_record", t.id, t.created,
-                     t.situation or t.hot_thought or "Thought record", t.session_id)
-                    for t in records_]
-        entries.sort(key=lambda e: e[2], reverse=True)
         timeline = self.query_one("#timeline-list", ListView)
         timeline.clear()
-        for kind, ref, when, body, session_id in entries:
-            timeline.append(EntryItem(kind, ref, entry_text(kind, when, body), session_id))
+        for e in service.timeline():
+            timeline.append(EntryItem(e.kind, e.id, entry_text(e.kind, e.created, e.text), e.session_id))
         records = self.query_one("#records-list", ListView)
         records.clear()
-        for t in records_:
+        for t in service.thought_records():
             records.append(EntryItem("thought_record", t.id,
                                      entry_text("thought_record", t.created,
                                                 t.situation or t.hot_thought or "Thought record")))
