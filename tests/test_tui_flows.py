@@ -153,3 +153,16 @@ async def test_help_lists_the_bound_keys_and_the_empty_mood_chart_names_a_real_k
         await until(pilot, lambda: isinstance(app.screen, ChatScreen), "the chat")
         await pilot.press(keys.MOOD.keys)
         await until(pilot, lambda: isinstance(app.screen, MoodScreen), "the mood dialog")
+
+
+async def test_skipping_the_check_in_offer_moves_the_session_on(tmp_path):
+    app, _ = make_app(tmp_path / "home")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await unlock(pilot)
+        assert app.service.flow().checking_in
+        await pilot.click("#offer-skip")
+        await pilot.pause(0.1)
+        assert not app.service.flow().checking_in
+        assert not app.screen.query_one("#checkin-offer").has_class("shown")
+        await pilot.press("f2")
+        await until(pilot, lambda: isinstance(app.screen, MoodScreen), "the mood dialog")

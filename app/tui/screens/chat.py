@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
@@ -278,16 +278,20 @@ class ChatScreen(Screen):
 
     # ---- check-in and closing ------------------------------------------------------------------
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id and event.button.id.startswith("answer-"):
-            event.stop()
-            self.answer(event.button.id.removeprefix("answer-"))
-        elif event.button.id == "offer-checkin":
-            self.action_check_in()
-        elif event.button.id == "offer-skip":
-            self.service.skip_check_in()
-            self.query_one("#checkin-offer").remove_class("shown")
-            self.query_one(MessageBox).focus()
+    @on(Button.Pressed, "#answers Button")
+    def _answer_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.answer((event.button.id or "").removeprefix("answer-"))
+
+    @on(Button.Pressed, "#offer-checkin")
+    def _offer_check_in(self) -> None:
+        self.action_check_in()
+
+    @on(Button.Pressed, "#offer-skip")
+    def _offer_skip(self) -> None:
+        self.service.skip_check_in()
+        self.query_one("#checkin-offer").remove_class("shown")
+        self.query_one(MessageBox).focus()
 
     def action_check_in(self) -> None:
         from app.tui.screens.mood import MoodScreen
