@@ -166,3 +166,22 @@ async def test_skipping_the_check_in_offer_moves_the_session_on(tmp_path):
         assert not app.screen.query_one("#checkin-offer").has_class("shown")
         await pilot.press("f2")
         await until(pilot, lambda: isinstance(app.screen, MoodScreen), "the mood dialog")
+
+
+async def test_closing_can_be_skipped_step_by_step(tmp_path):
+    app, _ = make_app(tmp_path / "home")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await unlock(pilot)
+        await send(pilot, "I had a long day at the office")
+        first = app.service.session
+        await pilot.press("ctrl+g")
+        await until(pilot, lambda: isinstance(app.screen, ClosingScreen), "the closing dialog")
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, MoodScreen), "the closing mood")
+        await pilot.press("escape")
+        await until(pilot, lambda: app.service.session is not None
+                    and app.service.session.id != first.id, "a new session")
+        closed = app.journal.session(first.id)
+        assert closed.ended is not None and closed.next_step is None and closed.mood_after is None
+        assert [m.content for m in app.journal.messages(first.id) if m.role == "user"] == [
+            "I had a long day at the office"]

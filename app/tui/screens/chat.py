@@ -7,6 +7,7 @@ stays usable while the model loads or replies.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from textual import on, work
@@ -314,32 +315,28 @@ class ChatScreen(Screen):
         if self.replying:
             self.notify("Haven is still replying. Press Esc to stop it first.")
             return
-        self.query_one(StatusLine).set_activity("Writing a short summary…")
-        self._close()
+        self._close_session()
 
-    @work(thread=True, exclusive=True, group="closing")
-    def _close(self) -> None:
-        session = self.service.close_session()
-        self.app.call_from_thread(self._closing_steps, session.summary)
-
-    def _closing_steps(self, summary: str | None) -> None:
+    @work(exclusive=True, group="closing")
+    async def _close_session(self) -> None:
+        """The closing steps, in order: the summary, a step for next time, the closing mood."""
         from app.tui.screens.closing import ClosingScreen
-
-        self.query_one(StatusLine).set_activity("")
-        self.app.push_screen(ClosingScreen(summary, save=self.service.set_next_step),
-                             self._step_chosen)
-
-    def _step_chosen(self, step: str | None) -> None:
         from app.tui.screens.mood import MoodScreen
 
+        status = self.query_one(StatusLine)
+        status.set_activity("Writing a short summary…")
+        try:  # the model writes in a thread; the service keeps the result under its lock
+            session = await asyncio.to_thread(self.service.close_session)
+        finally:
+            status.set_activity("")
+        step = await self.app.push_screen_wait(
+            ClosingScreen(session.summary, save=self.service.set_next_step))
         if step is None:  # skipped (a written step was saved before the dialog closed)
             try:
                 self.service.set_next_step(None)
             except Exception as exc:
                 self.notify(f"Could not save: {exc}", severity="error", markup=False)
-        self.app.push_screen(MoodScreen(closing=True, save=self._record_mood), self._closing_mood)
-
-    async def _closing_mood(self, result) -> None:
+        await self.app.push_screen_wait(MoodScreen(closing=True, save=self._record_mood))
         try:
             self.service.end_session()
         except Exception as exc:
