@@ -215,3 +215,49 @@ def test_shutdown_waits_for_the_reply_before_closing_the_journal(tmp_path):
         assert session.ended is not None
     finally:
         reopened.close()
+
+
+class LoadingEngine(ScriptedEngine):
+    """A scripted engine that is still loading until told it is ready."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        from app.llm import EngineState
+
+        self.state = EngineState.LOADING
+        self.name = name
+        self.closed = threading.Event()
+        self.listeners: list = []
+
+    def on_state(self, listener) -> None:
+        self.listeners.append(listener)
+
+    def become_ready(self) -> None:
+        from app.llm import EngineState
+
+        self.state = EngineState.READY
+        for listener in self.listeners:
+            listener(self.state, None)
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+def test_switching_models_keeps_the_old_one_until_the_new_one_is_ready(tmp_path):
+    paths = DataPaths(tmp_path / "home")
+    paths.ensure()
+    journal = Journal.create(paths.journal, PASSPHRASE)
+    engines = iter([LoadingEngine("old"), LoadingEngine("new")])
+    service = HavenService(paths, Settings(country="GB"), journal,
+                           engine_factory=lambda spec: next(engines))
+    old = service.engine
+    old.become_ready()
+    service.start_engine()  # the person picks another model
+    new = service._loading
+    assert service.engine is old and not old.closed.is_set()  # still answering
+    assert "Loading" in service.engine_status() or "loading" in service.engine_status()
+    new.become_ready()
+    assert service.engine is new
+    assert old.closed.wait(5)  # closed as soon as the new one could answer
+    service.shutdown()
+    assert new.closed.is_set()

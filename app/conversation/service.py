@@ -126,6 +126,7 @@ class HavenService:
         self._engine_factory = engine_factory
         self._state = threading.RLock()  # the session, the flow, the engine reference
         self._replying = threading.Lock()  # one reply (or closing summary) at a time
+        self._engines = threading.Lock()  # which engine answers, which one is loading
         self._calls = threading.Condition()
         self._in_flight = 0
         self._closed = False
@@ -195,28 +196,30 @@ class HavenService:
         ready (or has failed); then it is closed at once, so two models are resident only
         while the new one loads."""
         new = self._engine_factory(self.model_spec())
-        with self._state:
-            old_loading, self._loading = self._loading, None
-            if old_loading is not None:  # switched again before it was ready
-                self._close_later(old_loading)
-            if new is None:
-                old, self.companion.engine = self.companion.engine, None
-                self._close_later(old)
-            elif new.ready or new.state is EngineState.FAILED or self.companion.engine is None:
-                old, self.companion.engine = self.companion.engine, new
-                self._close_later(old)
+        retired = []
+        with self._engines:  # never the state lock: engine threads call _engine_state
+            if self._loading is not None:  # switched again before it was ready
+                retired.append(self._loading)
+                self._loading = None
+            if new is None or new.ready or new.state is EngineState.FAILED \
+                    or self.companion.engine is None:
+                retired.append(self.companion.engine)
+                self.companion.engine = new
             else:
                 self._loading = new
+        for engine in retired:
+            self._close_later(engine)
         if new is not None:
             new.on_state(lambda state, detail, e=new: self._engine_state(e, state))
         self._changed()
 
     def _engine_state(self, engine, state: EngineState) -> None:
-        with self._state:
+        retired = None
+        with self._engines:
             if engine is self._loading and state in (EngineState.READY, EngineState.FAILED):
                 self._loading = None
-                old, self.companion.engine = self.companion.engine, engine
-                self._close_later(old)
+                retired, self.companion.engine = self.companion.engine, engine
+        self._close_later(retired)
         self._changed()
 
     def _close_later(self, engine) -> None:
