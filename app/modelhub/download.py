@@ -28,6 +28,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
 
+from app.fileio import disk_full, os_reason  # noqa: E402
 from app.modelhub.catalog import CatalogEntry  # noqa: E402
 from app.modelhub.formats import known_formats  # noqa: E402
 from app.modelhub.gguf import GGUFError, inspect_gguf  # noqa: E402
@@ -258,7 +259,7 @@ def fetch(
                     tqdm_class=_progress_class(progress, state),
                 )
         except OSError as exc:
-            if exc.errno == 28:  # ENOSPC
+            if disk_full(exc):
                 raise DownloadError(
                     "the disk is full; the download stopped and will resume once there is "
                     "space again"
@@ -332,7 +333,7 @@ def install_download(
         os.replace(part, final)
         os.chmod(final, 0o600)
     except OSError as exc:  # the verified partial stays for the next try
-        reason = "the disk is full" if exc.errno == 28 else exc.strerror
+        reason = os_reason(exc)
         raise DownloadError(f"could not move the verified download into place: {reason}") from exc
     found = os.stat(final)
     model = InstalledModel(

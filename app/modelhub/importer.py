@@ -8,7 +8,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from app.fileio import hold, remove_if_stale
+from app.fileio import hold, os_reason, remove_if_stale
 from app.modelhub.formats import known_formats
 from app.modelhub.gguf import GGUFError, inspect_gguf
 from app.modelhub.registry import NAME_RULE, InstalledModel, ModelRegistry, valid_name
@@ -71,7 +71,7 @@ def import_gguf(
         found = os.stat(final)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        reason = "the disk is full" if exc.errno == 28 else exc.strerror
+        reason = os_reason(exc)
         raise ImportError_(f"could not copy {source.name} into Haven's folder: {reason}") from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
