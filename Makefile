@@ -9,17 +9,22 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: run test lint bench clean
 
+# scripts/pip_install.py runs pip with its full output in $(VENV)/install.log and shows what
+# is happening instead: the compile's progress, how long it takes, the log's end on failure.
+INSTALL := $(BIN)/python scripts/pip_install.py --log $(VENV)/install.log
+
 $(BIN)/python:
+	@echo "Creating a virtual environment for Haven in $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e .
-	touch $@
+	@$(INSTALL) -e .
+	@touch $@
 
 $(VENV)/.installed-test: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $@ $(VENV)/.installed
+	@$(INSTALL) -e '.[test]'
+	@touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
 	$(BIN)/haven

@@ -234,6 +234,8 @@ def run_store_bench(messages: int = 10_000) -> dict:
         started = time.perf_counter()
         export_journal(journal, Path(folder) / "export.age", passphrase="bench export pass")
         export_s = time.perf_counter() - started
+        from app.insights.bench import recall_figures  # issue 15: recall at 10,000 messages
+        recall = recall_figures(journal)
         journal.close()
 
     sample = "I have been feeling low and tired for weeks, and work is hard. " * 32
@@ -249,6 +251,7 @@ def run_store_bench(messages: int = 10_000) -> dict:
         "store_search_ms": round(search_ms, 2),
         "export_s": round(export_s, 2),
         "risk_check_ms_per_2000_chars": round(risk_ms, 2),
+        **recall,
     }
 
 

@@ -1,4 +1,4 @@
-"""The fixed vocabulary of Haven's CBT records: thinking traps and named emotions.
+"""The vocabulary of Haven's CBT records: thinking traps, and suggested names for emotions.
 
 Keys here are what the journal stores; the plain-language definitions and examples
 a person reads live in ``prompts/techniques/distortions.toml`` (a test keeps the two
@@ -35,11 +35,24 @@ EMOTIONS: tuple[str, ...] = (
 )
 
 
+#: The longest name for a feeling that is kept ("a bit on edge about tomorrow" fits).
+MAX_EMOTION_CHARS = 40
+
+
 def normalise_emotion(name: str) -> str:
-    """Lowercase and trim; raises ValueError for a name not in :data:`EMOTIONS`."""
-    clean = name.strip().lower()
-    if clean not in EMOTIONS:
-        raise ValueError(
-            f"unknown emotion {name!r}; try one of: {', '.join(EMOTIONS)}"
-        )
+    """The person's own word (or few words) for a feeling, lowercased and trimmed.
+
+    :data:`EMOTIONS` are suggestions, not a limit: "gutted" or "on edge" are kept as typed.
+    Raises ValueError, in plain words, for a name with no letters, one with characters
+    other than letters, spaces, hyphens and apostrophes, or one that is too long.
+    """
+    clean = " ".join(name.split()).lower()
+    if not any(c.isalpha() for c in clean):
+        raise ValueError(f"{name.strip()!r} is not a feeling: name it in a word or two, "
+                         "e.g. anxious 60" if clean else "name the feeling in a word or two")
+    if not all(c.isalpha() or c in " -'’" for c in clean):
+        raise ValueError(f"{clean!r}: name a feeling in words (letters only), e.g. on edge 60")
+    if len(clean) > MAX_EMOTION_CHARS:
+        raise ValueError(f"{clean[:20]!r}…: a feeling's name can be up to "
+                         f"{MAX_EMOTION_CHARS} characters")
     return clean

@@ -1,7 +1,7 @@
 """Haven's settings: one pydantic object, stored as TOML in the data directory.
 
 The settings file holds preferences only (model, generation, country for
-crisis resources, theme). Nothing the user writes ever goes here.
+crisis resources, theme, recall on or off). Nothing the user writes ever goes here.
 """
 
 from __future__ import annotations
@@ -45,6 +45,10 @@ class Settings(BaseModel):
     country: str = Field("international", description="ISO code for crisis resources")
     country_confirmed: bool = Field(False, description="the person chose it (first-run set-up)")
     theme: str = "textual-dark"
+    recall: bool = Field(
+        True, description="before a reply, bring back the few earlier thought records, session "
+        "summaries, steps and notes that fit what the person just wrote (from the encrypted "
+        "journal, never from a session that reached crisis); off: nothing is ever recalled")
     notice_acknowledged: bool = False
 
 

@@ -4,8 +4,8 @@ Files are ``label<TAB>category<TAB>text`` (see tests/data/risk/README.md). A lin
 text holds " ||| " is a sequence: several messages from one person in one session, the
 label being their state after the last one.
 
-The split never changes: within each file and label, lines are ordered by the sha256 of
-their text and every fifth goes to ``test``. Training and threshold tuning never read the
+The split never changes: a line whose text's sha256 is divisible by five is a test line,
+whatever else is in its file. Training and threshold tuning never read the
 test lines; ``heldout/`` (written by writers whose text training never saw) is test only.
 """
 
@@ -59,14 +59,16 @@ def _files(folder: str) -> list[Path]:
     return sorted((DATA / folder).glob("*.tsv"))
 
 
+def is_test_line(text: str) -> bool:
+    """A line is a test line when the sha256 of its text is divisible by TEST_EVERY: about
+    one in five, decided by the line alone, so adding or removing other lines never moves it."""
+    return int(_digest(text), 16) % TEST_EVERY == 0
+
+
 def split(examples: list[Example]) -> tuple[list[Example], list[Example]]:
-    """(train, test): every fifth line of each label, in sha256 order, is a test line."""
-    train: list[Example] = []
-    test: list[Example] = []
-    for label in LEVELS:
-        group = sorted((e for e in examples if e.label == label), key=lambda e: _digest(e.text))
-        for index, example in enumerate(group):
-            (test if index % TEST_EVERY == 0 else train).append(example)
+    """(train, test) by :func:`is_test_line`."""
+    train = [e for e in examples if not is_test_line(e.text)]
+    test = [e for e in examples if is_test_line(e.text)]
     return train, test
 
 

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from app.safety.assess import WINDOW_SENTENCES, assess_risk  # noqa: E402
 from app.safety.classifier import FORMAT_VERSION, MODEL_FILE, RiskModel  # noqa: E402
 from app.safety.conversation import JOINER, readings  # noqa: E402
-from app.safety.features import feature_counts, sentences  # noqa: E402
+from app.safety.features import feature_counts, sentences, windows  # noqa: E402
 from app.safety.rules import LEVELS, default_rules  # noqa: E402
 from scripts.risk_data import Example, data_digest, training_examples  # noqa: E402
 
@@ -110,14 +110,11 @@ def rows_of(example: Example) -> list[Row]:
     hits = [(h, (h.rule.id, h.level)) for h in rules.hits(norm)]
     rows = [Row(feature_counts(norm.text, [k for _, k in hits]), example.label, example.category,
                 example.source, 1.0, True)]
-    spans = sentences(norm.text)
-    if example.label == "none" and len(spans) > WINDOW_SENTENCES:
-        windows = [(spans[i][0], spans[i + WINDOW_SENTENCES - 1][1])
-                   for i in range(len(spans) - WINDOW_SENTENCES + 1)]
-        for start, end in windows:
-            inside = [k for h, k in hits if start <= h.start < end]
-            rows.append(Row(feature_counts(norm.text[start:end], inside), "none", example.category,
-                            example.source, WINDOW_WEIGHT / len(windows), False))
+    spans = windows(sentences(norm.text), WINDOW_SENTENCES) if example.label == "none" else []
+    for _, start, end in spans:
+        inside = [k for h, k in hits if start <= h.start < end]
+        rows.append(Row(feature_counts(norm.text[start:end], inside), "none", example.category,
+                        example.source, WINDOW_WEIGHT / len(spans), False))
     return rows
 
 

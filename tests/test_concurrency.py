@@ -79,6 +79,7 @@ def test_passwd_refuses_while_another_haven_has_the_journal_open(haven_home):
         lines = refused.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("haven: ")
         assert "open elsewhere" in lines[0] and "nothing was changed" in lines[0]
+        assert not lines[0].startswith("haven: Haven")  # the name once, not twice
         assert digest(db) == before  # not re-keyed, not replaced
         # the other Haven goes on writing into the real journal, not a deleted file
         assert tell(holder, "written after passwd was refused: two") == "saved"

@@ -202,17 +202,17 @@ def test_huge_pastes_are_refused_before_anything_is_lost(journal):
 def test_a_fold_is_kept_in_the_session_and_used_next_time(journal):
     companion, engine = make(journal)
     companion.start_session()
-    for i in range(3):
+    for i in range(1, 4):
         talk(companion, f"message {i}")
     engine.next_reply_extra = {"summary": "They talked about three things.", "folded": 2}
-    talk(companion, "message 3")
+    talk(companion, "message 4")
     session = journal.session(companion.session.id)
     assert session.running_summary == "They talked about three things."
     assert session.folded_until is not None
-    talk(companion, "message 4")
+    talk(companion, "message 5")
     last = engine.requests[-1]
     assert last.summary == "They talked about three things."
-    assert last.turns[0].content == "message 1"  # the first pair was folded away
+    assert last.turns[0].content == "message 2"  # the first pair was folded away
 
 
 def test_the_leading_opening_is_not_sent_as_a_turn(journal):

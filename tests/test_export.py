@@ -239,6 +239,6 @@ def test_cli_import_reports_what_it_added(haven_home, tmp_path):
     other = tmp_path / "other-home"
     env2 = dict(env, HAVEN_HOME=str(other))
     first = run_haven(other, "import", str(out), env=env2)
-    assert first.returncode == 0 and "1 notes" in first.stdout and "1 mood entries" in first.stdout
+    assert first.returncode == 0 and "Imported 1 mood entry, 1 note." in first.stdout
     second = run_haven(other, "import", str(out), env=env2)
     assert "nothing new" in second.stdout and "already in your journal" in second.stdout

@@ -67,6 +67,13 @@ def test_import_list_use_remove(tmp_path, gemma_gguf):
     mine = next(r for r in listed if r["name"] == "gemma-test")
     assert mine["installed"] and mine["selected"] and mine["source"] == "import"
     assert any(r["default"] for r in listed) and any(r["small_machines"] for r in listed)
+    # In plain words: whether each model's file is on this computer.
+    table = run_haven(home, "models", "list").stdout
+    rows = {line[2:].split()[0]: line for line in table.splitlines()[1:] if line.strip()}
+    assert rows["gemma-test"].startswith("*") and "imported" in rows["gemma-test"]
+    catalog_rows = [row for name, row in rows.items() if name != "gemma-test" and " MB " in row]
+    assert catalog_rows and all("not downloaded" in row for row in catalog_rows)
+    assert "available" not in table and "the model Haven talks with" in table
 
     assert run_haven(home, "models", "use", "nope").returncode == 2
     removed = run_haven(home, "models", "remove", "gemma-test")

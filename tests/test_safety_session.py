@@ -107,6 +107,8 @@ def test_a_crisis_found_across_the_session_is_a_crisis(journal, monkeypatch):
         return RiskAssessment(level="none")
 
     monkeypatch.setattr(companion_module, "assess_conversation", conversation)
+    # each message alone reads as nothing, so only the session-level check can find it
+    monkeypatch.setattr(companion_module, "assess_risk", lambda text: RiskAssessment(level="none"))
     companion, engine = make(journal)
     talk(companion, "I've been saving them")
     talk(companion, "about 60 now")
@@ -290,7 +292,7 @@ def test_the_safety_plan_is_shown_first_in_a_crisis_and_exported(journal, tmp_pa
     assert "116 123" in md  # the crisis message kept its services in the export
     # the JSON copy round-trips; importing never replaces a plan written in that journal
     parsed = parse(render(doc, "both"))
-    assert parsed.schema_version == 2 and parsed.safety_plan.helpers == "Sam: 07700 900123"
+    assert parsed.schema_version == 3 and parsed.safety_plan.helpers == "Sam: 07700 900123"
     fresh = Journal.create(tmp_path / "fresh.db", PASSPHRASE)
     assert import_document(fresh, parsed).added["safety_plan"] == 1
     assert fresh.safety_plan().helpers == "Sam: 07700 900123"
@@ -399,3 +401,36 @@ def test_a_safe_reply_streams_whole_and_is_stored_whole(journal):
     events = talk(companion, "It was a heavy week")
     assert "".join(e.text for e in events if isinstance(e, Token)) == reply
     assert journal.messages(companion.session.id)[-1].content == reply
+
+
+def test_after_a_round_the_models_reading_alone_asks_again_only_later(journal, monkeypatch):
+    """A person who has answered Haven's questions is not questioned at every message the
+    trained model alone reads as heavy; a rule's plain words ask again at once."""
+    import app.conversation.companion as companion_module
+    from app.conversation.companion import REASK_AFTER
+    from app.safety.assess import Evidence, assess_risk
+
+    heavy = "the model reads this as heavy"
+
+    def reading(text):
+        if text == heavy:
+            return RiskAssessment(level="elevated", categories=("suicide",), evidence=(
+                Evidence("model", "suicide", "elevated", 0, len(text), text),))
+        return assess_risk(text)
+
+    monkeypatch.setattr(companion_module, "assess_risk", reading)
+    companion, engine = make(journal)
+    talk(companion, heavy)  # the first signs in a session always ask
+    for _ in range(3):
+        events = list(companion.answer_question("no"))
+    assert first(events, ScreenerOver).outcome == "done"
+    for n in range(1, REASK_AFTER):
+        events = talk(companion, heavy)
+        assert not any(isinstance(e, ScreenerQuestion) for e in events), n
+        assert isinstance(events[-1], ReplyDone)  # the conversation goes on
+    events = talk(companion, heavy)
+    assert first(events, ScreenerQuestion).round == 2
+    for _ in range(3):
+        list(companion.answer_question("no"))
+    # plain words a rule knows ask again straight away
+    assert first(talk(companion, ELEVATED), ScreenerQuestion).round == 3

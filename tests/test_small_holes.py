@@ -38,7 +38,7 @@ def test_two_notes_sharing_an_id_are_counted_honestly(tmp_path):
     doc = ExportDocument(notes=[note, note.model_copy(update={"body": "second"})])
     result = import_(home, render(doc, "json"), tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "Imported 1 notes." in result.stdout
+    assert "Imported 1 note." in result.stdout  # never "1 notes"
     assert "1 record appeared more than once in the file" in result.stdout
     again = import_(home, render(doc, "json"), tmp_path)
     assert "Imported nothing new." in again.stdout and "1 record was already" in again.stdout

@@ -187,7 +187,7 @@ def test_cli_passwd(haven_home):
     (["mood", "add", "-1"], "from 0 to 10"),
     (["mood", "add", "seven"], "whole number"),
     (["mood", "add", "5", "--emotion", "anxious=101"], "0 to 100"),
-    (["mood", "add", "5", "--emotion", "grumpish=10"], "unknown emotion"),
+    (["mood", "add", "5", "--emotion", "on edge!=10"], "letters only"),
     (["mood", "add", "5", "--emotion", "anxious"], "NAME=INTENSITY"),
     (["mood", "add", "5", "--note", "   "], "empty"),
     (["journal", "note", "  "], "empty"),

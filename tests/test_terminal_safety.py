@@ -121,9 +121,13 @@ def wait_for(tmux, predicate, timeout: float = 60) -> str:
 
 
 def start(tmux, command: str) -> None:
+    """Run command in a fresh pane titled "clean"; it starts only once the title is set."""
     tmux_cmd(tmux, "kill-session", "-t", SESSION)
-    tmux_cmd(tmux, "new-session", "-d", "-s", SESSION, "-x", "110", "-y", "32", command, check=True)
+    gate = f"go-{SESSION}"
+    tmux_cmd(tmux, "new-session", "-d", "-s", SESSION, "-x", "110", "-y", "32",
+             f"{shlex.quote(tmux)} wait-for {gate}; {command}", check=True)
     tmux_cmd(tmux, "select-pane", "-t", SESSION, "-T", "clean")
+    tmux_cmd(tmux, "wait-for", "-S", gate, check=True)
 
 
 def env_prefix(home, **extra) -> str:
@@ -161,7 +165,8 @@ def test_in_a_terminal_the_cli_neither_retitles_nor_clears(planted, tmp_path):
 
 def test_in_a_terminal_the_app_neither_retitles_nor_blanks(planted):
     tmux = require_tool("tmux", "tmux")
-    save_settings(DataPaths(planted), Settings(notice_acknowledged=True))
+    save_settings(DataPaths(planted), Settings(notice_acknowledged=True, country="GB",
+                                              country_confirmed=True))
     start(tmux, f"{env_prefix(planted, HAVEN_PASSPHRASE=None)} {sys.executable} -m app")
     try:
         wait_for(tmux, lambda s: "Enter your passphrase" in s)

@@ -62,6 +62,7 @@ async def test_f2_saves_a_mood_for_this_session(tmp_path):
         await until(pilot, lambda: isinstance(app.screen, MoodScreen), "the mood dialog")
         assert not app.screen.closing
         await pilot.click("#score-4")
+        await pilot.press("tab")  # the score row keeps focus; Tab moves on to the emotions
         await type_text(pilot, "tired 40")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, ChatScreen), "back to the chat")

@@ -122,5 +122,15 @@ def _check_hub() -> bool:
         _line("Model hub", "reachable", True)
         return True
     except Exception as exc:
-        _line("Model hub", f"not reachable ({type(exc).__name__})", False)
+        _line("Model hub", f"not reachable ({_plain_reason(exc)})", False)
         return False
+
+
+def _plain_reason(exc: Exception) -> str:
+    """Why the hub could not be reached, in words a person can act on (not "ConnectError")."""
+    name = type(exc).__name__.lower()
+    if "timeout" in name:
+        return "it did not answer in time"
+    if "http" in name and getattr(exc, "response", None) is not None:
+        return f"it answered with an error, HTTP {exc.response.status_code}"
+    return "no connection"

@@ -18,7 +18,7 @@ from app.cli.common import (
 )
 from app.export import age_file
 from app.export.document import NotAnExport, parse
-from app.export.service import export_journal, import_document
+from app.export.service import describe_counts, export_journal, import_document
 from app.fileio import atomic_write
 from app.paths import DataPaths
 
@@ -81,7 +81,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                                     fmt=args.format)
         except age_file.AgeError as exc:
             raise CliError(str(exc)) from exc
-    counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in result.counts.items())
+    counts = describe_counts(result.counts)
     print(f"Exported {counts} to {result.path} ({result.size / 1024:.0f} KB, encrypted) "
           f"in {time.perf_counter() - started:.1f}s.")
     return 0
@@ -133,7 +133,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     ctx = Context()
     with open_journal(ctx) as journal:
         result = import_document(journal, doc, progress=ImportProgressLine())
-    added = ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in result.added.items()) or "nothing new"
+    added = describe_counts(result.added) or "nothing new"
     same = sum(result.already_there.values())
     notes = []
     if same:

@@ -7,7 +7,17 @@ import os
 import sys
 
 from app import __version__
-from app.cli import bench_cmd, chat_cmd, data_cmd, doctor_cmd, export_cmd, models_cmd, sos_cmd
+from app.cli import (
+    bench_cmd,
+    chat_cmd,
+    data_cmd,
+    desktop_cmd,
+    doctor_cmd,
+    export_cmd,
+    insights_cmd,
+    models_cmd,
+    sos_cmd,
+)
 from app.cli.common import CliError
 from app.fileio import disk_full
 from app.text import terminal_safe
@@ -34,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     export_cmd.register(sub)
     bench_cmd.register(sub)
     doctor_cmd.register(sub)
+    insights_cmd.register(sub)
+    desktop_cmd.register(sub)
     return parser
 
 

@@ -83,10 +83,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'':2}{'NAME':<26} {'SIZE':>8}  {'STATUS':<11} NOTE")
+    print(f"{'':2}{'NAME':<26} {'SIZE':>8}  {'STATUS':<16} NOTE")
     for r in rows:
         mark = "*" if r["selected"] else " "
-        status = "installed" if r["installed"] else "available"
         notes = []
         if r["default"]:
             notes.append("recommended")
@@ -94,12 +93,21 @@ def cmd_list(args: argparse.Namespace) -> int:
             notes.append("for small machines")
         if r["ram"] and r["ram"] != "fits":
             notes.append(r["ram"])
-        if r["source"] != "catalog":
-            notes.append(f"from {r['source']}")
         print(terminal_safe(
-            f"{mark:2}{r['name']:<26} {r['size_mb']:>5} MB  {status:<11} {', '.join(notes)}"))
-    print("\n* selected.  Download with: haven models download NAME")
+            f"{mark:2}{r['name']:<26} {r['size_mb']:>5} MB  {_status(r):<16} {', '.join(notes)}"
+            .rstrip()))
+    if any(r["selected"] for r in rows):
+        print("\n* the model Haven talks with.  To download another: haven models download NAME")
+    else:
+        print("\nNo model chosen yet.  To download one: haven models download NAME")
     return 0
+
+
+def _status(row: dict) -> str:
+    """In plain words: is the model's file on this computer, and how did it get there."""
+    if not row["installed"]:
+        return "not downloaded"
+    return "imported" if row["source"] == "import" else "downloaded"
 
 
 class ProgressBar:

@@ -30,6 +30,7 @@ from app.conversation.events import (
     Event,
     FollowUp,
     NoModel,
+    Recalled,
     ReplyDone,
     ReplyReplaced,
     ReplyStarted,
@@ -41,6 +42,8 @@ from app.conversation.events import (
 from app.conversation.flow import FlowError, Mode, SessionFlow, Step
 from app.conversation.prompts import PromptLibrary, prompt_library
 from app.conversation.thought_records import draft_thought_record
+from app.insights.opening import returning_pattern
+from app.insights.recall import for_reply as recall_for_reply
 from app.llm import ChatRequest, Engine, GenerationParams, Turn
 from app.safety import RiskAssessment, assess_conversation, assess_risk, resources_for
 from app.safety.output_check import ReplyGuard
@@ -73,6 +76,7 @@ CRISIS_TEXTS: dict[Situation, str] = {
     "others": "safety/crisis_others.md",
 }
 # How Haven names its own keys in the texts it writes; the TUI passes its keys instead.
+REASK_AFTER = 6  # messages before the model's reading alone asks Haven's questions again
 LINE_MODE_KEYS = {"sos": "type /sos", "new_session": "/new"}
 
 
@@ -88,6 +92,8 @@ class SafetyState:
     history: list[str]  # the person's own messages, oldest first (not bare Yes/No answers)
     answers: list[ScreenerAnswer]
     open: ScreenerAnswer | None  # Haven's question waiting for an answer
+
+    since_last_round: int = 0  # the person's messages (not answers) since the last questions began
 
     @property
     def rounds(self) -> int:
@@ -160,6 +166,8 @@ class Companion:
         last = self.journal.last_ended_session()
         if last and last.next_step:
             text = self.prompts.render("opening_return.md", step=last.next_step)
+            pattern = returning_pattern(self.journal, last, self.settings)  # issue 15
+            text = f"{text}\n\n{pattern}" if pattern else text
             opening = Opening(text=text, returning=True)
         else:
             opening = Opening(text=self.prompts.render("opening.md"))
@@ -270,10 +278,24 @@ class Companion:
         if open_q is not None:
             yield from self._screener_answered(session, open_q, choice, state, own)
             return
-        if own.level == "elevated" or (risk.level == "elevated" and state.rounds == 0):
+        if self._ask_again(own, risk, state):
             yield from self._start_screener(session, risk, state.rounds)
             return
         yield from self._reply_or_wait(session)
+
+    @staticmethod
+    def _ask_again(own: RiskAssessment, risk: RiskAssessment, state: SafetyState) -> bool:
+        """Whether softer signs start Haven's questions (again).
+
+        The first signs in a session always do. After a round, a rule's signs (plain words
+        such as "I wish I could disappear") ask again at once; the trained model's reading
+        alone asks again only after REASK_AFTER more messages, so a person who has answered
+        is not questioned at every ordinary message the model reads as heavy."""
+        if own.level != "elevated" and not (risk.level == "elevated" and state.rounds == 0):
+            return False
+        if state.rounds == 0 or any(e.rule != "model" for e in own.evidence):
+            return True
+        return state.since_last_round + 1 >= REASK_AFTER  # this message is the REASK_AFTER-th
 
     def answer_question(self, choice: str) -> Iterator[Event]:
         """A button answer (yes, no, not_sure) to Haven's open question."""
@@ -294,7 +316,12 @@ class Companion:
                    and not (m.id in answered_by and _bare_answer(m.content))]
         crisis = any(m.risk_level == "crisis" for m in messages)
         open_q = answers[-1] if answers and answers[-1].answer is None else None
-        return SafetyState(crisis=crisis, history=history, answers=answers, open=open_q)
+        last = max((a.round for a in answers), default=0)
+        began = min((a.asked for a in answers if a.round == last), default=None)
+        since = 0 if began is None else sum(1 for m in messages if m.role == "user"
+                                            and m.created > began and m.id not in answered_by)
+        return SafetyState(crisis=crisis, history=history, answers=answers, open=open_q,
+                           since_last_round=since)
 
     def pending_question(self) -> Question | None:
         """Haven's question waiting for an answer in this session, if any."""
@@ -439,6 +466,11 @@ class Companion:
         turns, owners = self._model_turns(session)
         if not turns or turns[-1].role != "user":
             return
+        # issue 15: recall goes into the newest turn only (the cached prefix stays the same)
+        recalled = recall_for_reply(self.journal, self.settings, session.id, turns[-1].content)
+        if recalled:
+            turns[-1] = Turn("user", recalled.prompt_text(turns[-1].content))
+            yield Recalled(items=recalled.items, line=recalled.note_line())
         request = ChatRequest(
             system=self.system_prompt(),
             turns=tuple(turns),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.insights.recall import RecalledItem
 from app.safety import RiskAssessment
 from app.safety.resources import CountryResources, Situation
 from app.store.records import Message, SafetyPlan
@@ -84,6 +85,16 @@ class NoModel:
 
 
 @dataclass(frozen=True)
+class Recalled:
+    """Earlier items from the journal were given to the model for this reply (issue 15).
+    Show ``line`` quietly under the reply ("Haven remembered: your thought record of
+    3 March"); each item has its ``kind``, ``ref_id`` and ``label``."""
+
+    items: tuple[RecalledItem, ...]
+    line: str
+
+
+@dataclass(frozen=True)
 class ReplyStarted:
     message: Message
 
@@ -113,4 +124,4 @@ class ReplyDone:
 
 
 Event = (UserSaved | Crisis | FollowUp | CheckIn | ScreenerQuestion | ScreenerOver | NoModel
-         | ReplyStarted | Token | ReplyReplaced | ReplyDone)
+         | Recalled | ReplyStarted | Token | ReplyReplaced | ReplyDone)

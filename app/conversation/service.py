@@ -38,11 +38,12 @@ from app.conversation.prompts import PromptLibrary, prompt_library
 from app.conversation.timeline import Entry, timeline
 from app.days import DayError, parse_day_range
 from app.export.age_file import AgeError
-from app.export.service import export_journal
+from app.export.service import describe_counts, export_journal  # describe_counts: for the export screen
 from app.llm import EngineState, ModelSpec
 from app.modelhub.catalog import catalog
 from app.modelhub.download import DownloadError, download_catalog_entry
-from app.modelhub.importer import ImportError_, import_gguf
+from app.modelhub.gguf import GGUFError, inspect_gguf
+from app.modelhub.importer import ImportError_, import_gguf, known_chat_formats
 from app.modelhub.registry import ModelRegistry, RegistryError
 from app.paths import DataPaths
 from app.runtime import NoModelSelected, selected_model_spec, start_engine
@@ -61,7 +62,8 @@ from app.store.records import (
 
 # what the unlock screen tells apart (the store's own errors, named here for the UI)
 __all__ = ["Busy", "DiskFull", "ExportProblem", "HavenService", "JournalError", "ModelError",
-           "ServiceClosed", "WrongPassphrase", "create_journal", "journal_exists", "open_journal"]
+           "ServiceClosed", "WrongPassphrase", "chat_formats", "create_journal", "describe_counts",
+           "journal_exists", "model_file_needs_format", "open_journal"]
 
 log = logging.getLogger("haven.service")
 
@@ -90,6 +92,22 @@ class ModelError(Exception):
 
 class ExportProblem(Exception):
     """An export that cannot be made as asked (one plain sentence; nothing written)."""
+
+
+def chat_formats() -> list[str]:
+    """The conversation formats a model without a template of its own can be given."""
+    return known_chat_formats()
+
+
+def model_file_needs_format(path: Path) -> bool:
+    """Check a GGUF file before it is imported (blocking: a worker): whether it lacks a
+    chat template, so a format must be chosen. ModelError when it cannot be used; OSError
+    when it cannot be read. Needs no service: the import picker runs before one exists."""
+    try:
+        info = inspect_gguf(path)
+    except GGUFError as exc:
+        raise ModelError(str(exc)) from exc
+    return info.chat_template is None
 
 
 def journal_exists(paths: DataPaths) -> bool:
@@ -405,6 +423,10 @@ class HavenService:
             return self.companion.draft_from(session_id, turns)
 
     def can_draft(self) -> bool:
+        return self.model_ready()
+
+    def model_ready(self) -> bool:
+        """Whether a model is loaded and answering now."""
         engine = self.companion.engine
         return engine is not None and engine.ready
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from app.store import Journal
+from app.text import one_line
 
 
 @dataclass(frozen=True)
@@ -19,8 +20,13 @@ class Entry:
     summary: str | None = None  # a session's closing summary
 
 
+def session_name(title: str | None) -> str:
+    """A session's title on one line, or "Untitled session" (as the sidebar names it)."""
+    return one_line(title or "") or "Untitled session"
+
+
 def timeline(journal: Journal) -> list[Entry]:
-    entries = [Entry("session", s.id, s.started, s.title or "Untitled session", s.id, s.summary)
+    entries = [Entry("session", s.id, s.started, session_name(s.title), s.id, s.summary)
                for s in journal.sessions()]
     entries += [Entry("note", n.id, n.created, n.body) for n in journal.notes()]
     entries += [Entry("thought_record", t.id, t.created,

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app import __version__
 from app.cbt import Distortion
+from app.insights.figures import compute, facts_from_records
+from app.insights.report import render_markdown
 from app.safety.safety_plan import plan_markdown
 from app.store import Journal
 from app.store.records import (
@@ -34,18 +36,20 @@ from app.store.records import (
 from app.text import MAX_TEXT_CHARS
 
 # 2: adds safety_plan and screener_answers (a version 1 export still imports: it has neither)
-SCHEMA_VERSION = 2
-SUPPORTED_VERSIONS = (1, 2)
+# 3: adds automatic_thoughts[].belief (how much the person believed a thought, 0-100), so an
+#    older Haven says "update Haven" instead of refusing the field
+SCHEMA_VERSION = 3
+SUPPORTED_VERSIONS = (1, 2, 3)
 FENCE_OPEN = "```json haven-export"
 Format = Literal["markdown", "json", "both"]
 
 
 class ExportDocument(BaseModel):
-    """A Haven journal export (schema version 2; version 1 is read too)."""
+    """A Haven journal export (schema version 3; versions 1 and 2 are read too)."""
 
     model_config = ConfigDict(extra="forbid", title="Haven journal export")
 
-    schema_version: Literal[1, 2] = SCHEMA_VERSION
+    schema_version: Literal[1, 2, 3] = SCHEMA_VERSION
     app: Literal["haven"] = "haven"
     app_version: str = __version__
     exported_at: Timestamp = Field(default_factory=now_utc)
@@ -248,7 +252,9 @@ def _session_md(session: Session, messages: list[Message]) -> list[str]:
 
 def _thought_record_md(t: ThoughtRecord) -> list[str]:
     thoughts = "<br>".join(
-        ("🔥 " if th.hot else "") + _cell(th.text) for th in t.automatic_thoughts
+        ("🔥 " if th.hot else "") + _cell(th.text)
+        + (f" (belief {th.belief}/100)" if th.belief is not None else "")
+        for th in t.automatic_thoughts
     )
     belief = f" (belief {t.balanced_belief}/100)" if t.balanced_belief is not None else ""
     rows = [
@@ -263,6 +269,13 @@ def _thought_record_md(t: ThoughtRecord) -> list[str]:
     ]
     return [f"## {_local(t.created)} — Thought record", "", "| Column | Entry |", "|---|---|",
             *[f"| {k} | {v} |" for k, v in rows], ""]
+
+
+def insights_markdown(doc: ExportDocument) -> list[str]:
+    """The "Insights" section: the figures of ``haven insights``, worked out from the
+    exported records (the same period), each with the entries it rests on."""
+    facts = facts_from_records(doc.sessions, doc.messages, doc.mood_entries, doc.thought_records)
+    return render_markdown(compute(facts, since=doc.since, until=doc.until))
 
 
 def to_markdown(doc: ExportDocument) -> str:
@@ -281,6 +294,7 @@ def to_markdown(doc: ExportDocument) -> str:
     plan = plan_markdown(doc.safety_plan)
     if plan:
         lines += [plan, "*Written by you in Haven; kept encrypted in your journal.*", ""]
+    lines += insights_markdown(doc)
     by_session: dict[str, list[Message]] = {}
     for m in doc.messages:
         by_session.setdefault(m.session_id, []).append(m)

@@ -51,6 +51,22 @@ def export_journal(
     return ExportResult(path=out, counts=doc.counts, size=len(ciphertext))
 
 
+_NAMES = {"sessions": ("session", "sessions"), "messages": ("message", "messages"),
+          "mood_entries": ("mood entry", "mood entries"),
+          "thought_records": ("thought record", "thought records"),
+          "notes": ("note", "notes"), "safety_plan": ("safety plan", "safety plans"),
+          "screener_answers": ("answer to the safety questions", "answers to the safety questions")}
+
+
+def describe_counts(counts: dict[str, int]) -> str:
+    """``{"notes": 1, "mood_entries": 2}`` -> "1 note, 2 mood entries" (never "1 notes")."""
+    words = []
+    for key, count in counts.items():
+        one, many = _NAMES.get(key, (key.replace("_", " "), key.replace("_", " ")))
+        words.append(f"{count:,} {one if count == 1 else many}")
+    return ", ".join(words)
+
+
 @dataclass(frozen=True)
 class ImportResult:
     added: dict[str, int]

@@ -126,9 +126,12 @@ def default_model_name(filename: str) -> str:
 
 
 def _hub_unreachable(exc: Exception) -> DownloadError:
+    # In plain words: never the exception's class name ("ConnectError") a person cannot use.
+    reason = "it did not answer in time" if "timeout" in type(exc).__name__.lower() else (
+        "no connection")
     return DownloadError(
-        f"Haven cannot reach the model hub ({type(exc).__name__}). Check your connection and "
-        "try again (the download resumes where it stopped), or import a GGUF file you already "
+        f"cannot reach the model hub ({reason}). Check your internet connection and try "
+        "again (the download goes on where it stopped), or import a GGUF file you already "
         "have: haven models import PATH"
     )
 
@@ -273,8 +276,8 @@ def fetch(
         except Exception as exc:
             if type(exc).__module__.startswith(("httpx", "httpcore", "httpx2")):
                 raise DownloadError(
-                    f"the connection to the hub was lost ({type(exc).__name__}); run the same "
-                    "command again to resume where it stopped"
+                    "the connection to the hub was lost; run the same command again to "
+                    "resume where it stopped"
                 ) from exc
             raise
     verify_sha256(part, remote.sha256, progress)

@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 
 from app.safety.classifier import RiskModel, risk_model
-from app.safety.features import FeatureSpace, rule_feature, sentences
+from app.safety.features import FeatureSpace, rule_feature, sentences, windows
 from app.safety.rules import LEVELS, Hit, RuleSet, default_rules
 
 Level = Literal["none", "elevated", "crisis"]
@@ -91,10 +91,9 @@ def _model_readings(norm_text: str, hits: list[Hit], model: RiskModel):
             at = max(bisect.bisect_right(starts, hit.start) - 1, 0)
             parts[at] = FeatureSpace.merge([parts[at], _one(column)])
     yield (spans[0][0], spans[-1][1]), model.score_columns(*FeatureSpace.merge(parts))
-    if len(spans) > WINDOW_SENTENCES:
-        for i in range(len(spans) - WINDOW_SENTENCES + 1):
-            window = FeatureSpace.merge(parts[i : i + WINDOW_SENTENCES])
-            yield (spans[i][0], spans[i + WINDOW_SENTENCES - 1][1]), model.score_columns(*window)
+    for first, start, end in windows(spans, WINDOW_SENTENCES):
+        window = FeatureSpace.merge(parts[first : first + WINDOW_SENTENCES])
+        yield (start, end), model.score_columns(*window)
 
 
 def _one(column: int):

@@ -81,6 +81,14 @@ def sentences(normalised: str) -> list[tuple[int, int]]:
     return [m.span() for m in _SENTENCE.finditer(normalised) if m.group().strip()]
 
 
+def windows(spans: list[tuple[int, int]], size: int) -> list[tuple[int, int, int]]:
+    """(first sentence, start, end) of each run of ``size`` consecutive sentences, when a
+    message has more sentences than that (a shorter one is read only whole)."""
+    if len(spans) <= size:
+        return []
+    return [(i, spans[i][0], spans[i + size - 1][1]) for i in range(len(spans) - size + 1)]
+
+
 def sentence_counts(sentence: str) -> Counter:
     """The w:, c: and x: feature counts of one normalised sentence."""
     counts: Counter = Counter()

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from app.store import recall as recall_words
 from app.store import schema
 from app.store.connection import SQLITE_FULL, DatabaseError, connect, integrity_problems
 from app.store.errors import (
@@ -36,6 +37,7 @@ from app.store.records import (
     MessageStatus,
     MoodEntry,
     Note,
+    RecallHit,
     RiskLevel,
     Role,
     SafetyPlan,
@@ -43,6 +45,7 @@ from app.store.records import (
     ScreenerAnswerKind,
     SearchHit,
     Session,
+    SessionStart,
     ThoughtRecord,
     iso_utc,
     now_utc,
@@ -449,6 +452,98 @@ class Journal:
         with self._lock:
             cursor = self._conn.execute(sql, {"q": query, "limit": limit})
             return [_from_row(SearchHit, cursor, row) for row in cursor.fetchall()]
+
+    # ---- recall: earlier items for the prompt (issue 15) ----------------------------------
+
+    _RECALL_MODELS: dict[str, type[BaseModel]] = {
+        "thought_record": ThoughtRecord, "session": Session, "note": Note, "mood": MoodEntry}
+
+    def recall(
+        self,
+        text: str,
+        *,
+        session_id: str | None = None,
+        exclude_ids: frozenset[str] | set[str] = frozenset(),
+        limit: int = 3,
+        pool: int = 40,
+    ) -> list[RecallHit]:
+        """The few earlier items most relevant to ``text`` (what the person just wrote).
+
+        Looks only at what may be recalled — thought records, session summaries and steps,
+        notes, mood notes (``recall_index``), never messages — ranked with FTS5's BM25
+        (a thought record's situation, hot and balanced thought, a session's summary and
+        step count double). Never returns anything from ``session_id`` (the current
+        session) or from a session that reached crisis (any message stored at risk level
+        ``crisis``), nor the items in ``exclude_ids`` (already in the prompt). An item must
+        share enough meaningful words with ``text`` (:func:`app.store.recall.enough_shared`),
+        so an unrelated message recalls nothing. Items saying the same thing are returned
+        once. Everything happens inside the encrypted file (``temp_store=MEMORY``).
+        """
+        words = recall_words.terms(text)
+        if not words or limit <= 0:
+            return []
+        # One FTS5 query, its best ``pool`` matches with their indexed text: the word test
+        # and the duplicate test run on that text, and only an item that passes both is
+        # loaded and checked against its session (current? reached crisis?). Matches
+        # beyond the pool rank too low to be worth a reply's time.
+        sql = (
+            "SELECT m.kind, m.ref_id, m.created, bm25(recall_index, 2.0, 1.0) AS score,"
+            " recall_index.gist, recall_index.body"
+            " FROM recall_index JOIN recall_map m ON m.rowid = recall_index.rowid"
+            " WHERE recall_index MATCH ? ORDER BY score, m.created DESC LIMIT ?"
+        )
+        out: list[RecallHit] = []
+        said: set[str] = set()
+        crisis: dict[str, bool] = {}
+        with self._lock:
+            rows = self._conn.execute(sql, (recall_words.any_of(words), pool)).fetchall()
+            for kind, ref_id, created, score, gist, body in rows:
+                if ref_id in exclude_ids:
+                    continue
+                shared = recall_words.shared(words, f"{gist}\n{body}")
+                if not recall_words.enough_shared(shared, len(words)):
+                    continue
+                key = " ".join(re.findall(r"\w+", gist.lower())) or ref_id
+                if key in said:
+                    continue
+                record = self._one(self._RECALL_MODELS[kind], ref_id)  # type: ignore[type-var]
+                if record is None:
+                    continue
+                in_session = record.id if isinstance(record, Session) else getattr(
+                    record, "session_id", None)
+                if in_session is not None:
+                    if in_session == session_id:
+                        continue
+                    if in_session not in crisis:
+                        crisis[in_session] = self._conn.execute(
+                            "SELECT 1 FROM messages WHERE session_id = ? AND risk_level = "
+                            "'crisis' LIMIT 1", (in_session,)).fetchone() is not None
+                    if crisis[in_session]:
+                        continue
+                said.add(key)
+                out.append(RecallHit(kind=kind, ref_id=ref_id, created=created,
+                                     session_id=in_session, score=score, shared=shared,
+                                     record=record))
+                if len(out) >= limit:
+                    break
+        return out
+
+    def session_starts(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[SessionStart]:
+        """Per session (oldest first): Haven's opening words, and whether the person wrote."""
+        where, params = _range("s.started", since, until)
+        sql = (
+            "SELECT s.id, s.started, ("
+            "  SELECT CASE WHEN role = 'system' THEN content END FROM messages"
+            "  WHERE session_id = s.id ORDER BY created, rowid LIMIT 1) AS opening,"
+            " EXISTS (SELECT 1 FROM messages WHERE session_id = s.id AND role = 'user')"
+            " FROM sessions s" + (f" WHERE {where}" if where else "") + " ORDER BY s.started"
+        )
+        with self._lock:
+            return [SessionStart(session_id=i, started=started, opening=opening,
+                                 person_wrote=bool(wrote))
+                    for i, started, opening, wrote in self._conn.execute(sql, params).fetchall()]
 
     # ---- settings kept inside the journal ----------------------------------------------
 

@@ -66,7 +66,7 @@ class JournalLock:
             return cls(fd, exclusive=True)
         os.close(fd)
         raise JournalBusy(
-            "Haven is open elsewhere (the app or another command is using the journal); "
+            "the journal is open elsewhere (in the Haven app or another haven command); "
             "close it and try again — nothing was changed"
         )
 

@@ -86,6 +86,8 @@ class AutomaticThought(BaseModel):
 
     text: str = Field(min_length=1)
     hot: bool = False
+    belief: int | None = Field(
+        None, ge=0, le=100, description="how much the person believed this thought, 0-100")
 
 
 class ThoughtRecord(Record):
@@ -189,3 +191,30 @@ class SearchHit(BaseModel):
             out.append((rest[start + 1 : end], True))
             rest = rest[end + 1 :]
         return out
+
+
+RecallKind = Literal["thought_record", "session", "note", "mood"]
+
+
+class RecallHit(BaseModel):
+    """One earlier item that recall found for a message (see :meth:`Journal.recall`).
+
+    ``score`` is FTS5's BM25 (lower is more relevant); ``shared`` how many of the
+    message's meaningful words the item has; ``record`` the item itself."""
+
+    kind: RecallKind
+    ref_id: str
+    created: Timestamp
+    session_id: str | None = None
+    score: float
+    shared: int
+    record: ThoughtRecord | Session | Note | MoodEntry
+
+
+class SessionStart(BaseModel):
+    """How a session began: Haven's opening words, and whether the person wrote in it."""
+
+    session_id: str
+    started: Timestamp
+    opening: str | None = Field(None, description="Haven's first message, if the session began with one")
+    person_wrote: bool = False

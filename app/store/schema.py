@@ -185,6 +185,151 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX screener_by_session ON screener_answers(session_id, asked);
     """,
+    # 4 (issue 15): the recall index. What Haven may bring back from earlier, ranked with
+    # BM25 — thought records, session summaries and steps, notes, mood notes — in an index of
+    # its own, so that messages (most of the journal, and never recalled) neither slow it down
+    # nor skew its statistics. `gist` is the heart of an item (a thought record's situation,
+    # hot thought and balanced thought; a session's summary and step; a note; a mood note),
+    # `body` the rest. Kept in sync by triggers; the text never leaves the encrypted file.
+    """
+    CREATE VIRTUAL TABLE recall_index USING fts5(
+        gist, body, tokenize = 'porter unicode61 remove_diacritics 2'
+    );
+    CREATE TABLE recall_map (
+        rowid INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('thought_record', 'session', 'note', 'mood')),
+        ref_id TEXT NOT NULL,
+        created TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX recall_map_ref ON recall_map(kind, ref_id);
+    CREATE INDEX messages_crisis ON messages(session_id) WHERE risk_level = 'crisis';
+    CREATE VIEW recall_thought_record_text AS
+        SELECT id, created,
+               situation || char(10) || (
+                   SELECT coalesce(group_concat(json_extract(value, '$.text'), char(10)), '')
+                   FROM json_each(automatic_thoughts) WHERE json_extract(value, '$.hot')
+               ) || char(10) || balanced_thought AS gist,
+               (
+                   SELECT coalesce(group_concat(json_extract(value, '$.text'), char(10)), '')
+                   FROM json_each(automatic_thoughts)
+                   WHERE NOT coalesce(json_extract(value, '$.hot'), 0)
+               ) || char(10) || evidence_for || char(10) || evidence_against AS body
+        FROM thought_records;
+    CREATE VIEW recall_session_text AS
+        SELECT id, started AS created,
+               coalesce(summary, '') || char(10) || coalesce(next_step, '') AS gist,
+               coalesce(title, '') AS body
+        FROM sessions
+        WHERE trim(coalesce(summary, '')) != '' OR trim(coalesce(next_step, '')) != '';
+    CREATE VIEW recall_mood_text AS
+        SELECT id, created, note AS gist, '' AS body
+        FROM mood_entries WHERE trim(coalesce(note, '')) != '';
+
+    CREATE TRIGGER recall_thought_records_ai AFTER INSERT ON thought_records BEGIN
+        INSERT INTO recall_map (kind, ref_id, created)
+        VALUES ('thought_record', new.id, new.created);
+        INSERT INTO recall_index (rowid, gist, body)
+        SELECT (SELECT rowid FROM recall_map WHERE kind = 'thought_record' AND ref_id = new.id),
+               gist, body
+        FROM recall_thought_record_text WHERE id = new.id;
+    END;
+    CREATE TRIGGER recall_thought_records_au AFTER UPDATE ON thought_records BEGIN
+        DELETE FROM recall_index WHERE rowid =
+            (SELECT rowid FROM recall_map WHERE kind = 'thought_record' AND ref_id = old.id);
+        INSERT INTO recall_index (rowid, gist, body)
+        SELECT (SELECT rowid FROM recall_map WHERE kind = 'thought_record' AND ref_id = old.id),
+               gist, body
+        FROM recall_thought_record_text WHERE id = new.id;
+    END;
+    CREATE TRIGGER recall_thought_records_ad AFTER DELETE ON thought_records BEGIN
+        DELETE FROM recall_index WHERE rowid =
+            (SELECT rowid FROM recall_map WHERE kind = 'thought_record' AND ref_id = old.id);
+        DELETE FROM recall_map WHERE kind = 'thought_record' AND ref_id = old.id;
+    END;
+
+    CREATE TRIGGER recall_sessions_ai AFTER INSERT ON sessions
+    WHEN trim(coalesce(new.summary, '')) != '' OR trim(coalesce(new.next_step, '')) != '' BEGIN
+        INSERT INTO recall_map (kind, ref_id, created) VALUES ('session', new.id, new.started);
+        INSERT INTO recall_index (rowid, gist, body)
+        SELECT (SELECT rowid FROM recall_map WHERE kind = 'session' AND ref_id = new.id),
+               gist, body
+        FROM recall_session_text WHERE id = new.id;
+    END;
+    CREATE TRIGGER recall_sessions_au AFTER UPDATE OF title, summary, next_step ON sessions BEGIN
+        DELETE FROM recall_index WHERE rowid =
+            (SELECT rowid FROM recall_map WHERE kind = 'session' AND ref_id = old.id);
+        DELETE FROM recall_map WHERE kind = 'session' AND ref_id = old.id;
+        INSERT INTO recall_map (kind, ref_id, created)
+        SELECT 'session', id, created FROM recall_session_text WHERE id = new.id;
+        INSERT INTO recall_index (rowid, gist, body)
+        SELECT (SELECT rowid FROM recall_map WHERE kind = 'session' AND ref_id = new.id),
+               gist, body
+        FROM recall_session_text WHERE id = new.id;
+    END;
+    CREATE TRIGGER recall_sessions_ad AFTER DELETE ON sessions BEGIN
+        DELETE FROM recall_index WHERE rowid =
+            (SELECT rowid FROM recall_map WHERE kind = 'session' AND ref_id = old.id);
+        DELETE FROM recall_map WHERE kind = 'session' AND ref_id = old.id;
+    END;
+
+    CREATE TRIGGER recall_notes_ai AFTER INSERT ON notes BEGIN
+        INSERT INTO recall_map (kind, ref_id, created) VALUES ('note', new.id, new.created);
+        INSERT INTO recall_index (rowid, gist, body) VALUES (
+            (SELECT rowid FROM recall_map WHERE kind = 'note' AND ref_id = new.id), new.body, '');
+    END;
+    CREATE TRIGGER recall_notes_au AFTER UPDATE OF body ON notes BEGIN
+        DELETE FROM recall_index WHERE rowid =
+            (SELECT rowid FROM recall_map WHERE kind = 'note' AND ref_id = old.id);
+        INSERT INTO recall_index (rowid, gist, body) VALUES (
+            (SELECT rowid FROM recall_map WHERE kind = 'note' AND ref_id = old.id), new.body, '');
+    END;
+    CREATE TRIGGER recall_notes_ad AFTER DELETE ON notes BEGIN
+        DELETE FROM recall_index WHERE rowid =
+            (SELECT rowid FROM recall_map WHERE kind = 'note' AND ref_id = old.id);
+        DELETE FROM recall_map WHERE kind = 'note' AND ref_id = old.id;
+    END;
+
+    CREATE TRIGGER recall_moods_ai AFTER INSERT ON mood_entries
+    WHEN trim(coalesce(new.note, '')) != '' BEGIN
+        INSERT INTO recall_map (kind, ref_id, created) VALUES ('mood', new.id, new.created);
+        INSERT INTO recall_index (rowid, gist, body) VALUES (
+            (SELECT rowid FROM recall_map WHERE kind = 'mood' AND ref_id = new.id), new.note, '');
+    END;
+    CREATE TRIGGER recall_moods_au AFTER UPDATE OF note ON mood_entries BEGIN
+        DELETE FROM recall_index WHERE rowid =
+            (SELECT rowid FROM recall_map WHERE kind = 'mood' AND ref_id = old.id);
+        DELETE FROM recall_map WHERE kind = 'mood' AND ref_id = old.id;
+        INSERT INTO recall_map (kind, ref_id, created)
+        SELECT 'mood', id, created FROM recall_mood_text WHERE id = new.id;
+        INSERT INTO recall_index (rowid, gist, body)
+        SELECT (SELECT rowid FROM recall_map WHERE kind = 'mood' AND ref_id = new.id), gist, body
+        FROM recall_mood_text WHERE id = new.id;
+    END;
+    CREATE TRIGGER recall_moods_ad AFTER DELETE ON mood_entries BEGIN
+        DELETE FROM recall_index WHERE rowid =
+            (SELECT rowid FROM recall_map WHERE kind = 'mood' AND ref_id = old.id);
+        DELETE FROM recall_map WHERE kind = 'mood' AND ref_id = old.id;
+    END;
+
+    INSERT INTO recall_map (kind, ref_id, created)
+        SELECT 'thought_record', id, created FROM thought_records;
+    INSERT INTO recall_map (kind, ref_id, created)
+        SELECT 'session', id, created FROM recall_session_text;
+    INSERT INTO recall_map (kind, ref_id, created) SELECT 'note', id, created FROM notes;
+    INSERT INTO recall_map (kind, ref_id, created) SELECT 'mood', id, created FROM recall_mood_text;
+    INSERT INTO recall_index (rowid, gist, body)
+        SELECT m.rowid, x.gist, x.body FROM recall_map m
+        JOIN recall_thought_record_text x ON x.id = m.ref_id WHERE m.kind = 'thought_record';
+    INSERT INTO recall_index (rowid, gist, body)
+        SELECT m.rowid, x.gist, x.body FROM recall_map m
+        JOIN recall_session_text x ON x.id = m.ref_id WHERE m.kind = 'session';
+    INSERT INTO recall_index (rowid, gist, body)
+        SELECT m.rowid, x.body, '' FROM recall_map m
+        JOIN notes x ON x.id = m.ref_id WHERE m.kind = 'note';
+    INSERT INTO recall_index (rowid, gist, body)
+        SELECT m.rowid, x.gist, x.body FROM recall_map m
+        JOIN recall_mood_text x ON x.id = m.ref_id WHERE m.kind = 'mood';
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

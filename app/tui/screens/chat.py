@@ -38,7 +38,7 @@ from app.tui import keys
 from app.tui.widgets.chat_message import ChatMessage
 from app.tui.widgets.crisis_panel import CrisisPanel
 from app.tui.widgets.message_box import MessageBox
-from app.tui.widgets.session_list import SessionList
+from app.tui.widgets.session_list import SessionList, friendly_day, session_name
 from app.tui.widgets.status_line import StatusLine
 
 TOKEN_BATCH_SECONDS = 0.05
@@ -330,7 +330,8 @@ class ChatScreen(Screen):
         finally:
             status.set_activity("")
         step = await self.app.push_screen_wait(
-            ClosingScreen(session.summary, save=self.service.set_next_step))
+            ClosingScreen(session.summary, save=self.service.set_next_step,
+                          had_model=self.service.model_ready()))
         if step is None:  # skipped (a written step was saved before the dialog closed)
             try:
                 self.service.set_next_step(None)
@@ -387,8 +388,9 @@ class ChatScreen(Screen):
             self.refresh_sessions()
             self.notify("Session deleted.")
 
-        title = session.title or "this session"
-        self.app.push_screen(ConfirmScreen(f"Delete {title!r} and all its messages? "
+        title = session_name(session)
+        when = friendly_day(session.started)
+        self.app.push_screen(ConfirmScreen(f"Delete “{title}” ({when}) and all its messages? "
                                            "This cannot be undone.", "Delete"), done)
 
     def action_toggle_sidebar(self) -> None:

@@ -15,11 +15,13 @@ from app.tui.screens.dialogs import DiscardGuard
 
 
 class ClosingScreen(DiscardGuard, ModalScreen[str | None]):
-    BINDINGS = [Binding("escape", "skip", "Skip")]
+    BINDINGS = [Binding("escape", "skip", "Skip"), Binding("ctrl+s", "save", "Save")]
 
-    def __init__(self, summary: str | None, save: Callable[[str], object] | None = None) -> None:
+    def __init__(self, summary: str | None, save: Callable[[str], object] | None = None,
+                 had_model: bool = False) -> None:
         super().__init__()
         self.summary = summary
+        self.had_model = had_model  # no summary with a model: a crisis-only talk, or it failed
         self.save_step = save
 
     def compose(self) -> ComposeResult:
@@ -28,10 +30,12 @@ class ClosingScreen(DiscardGuard, ModalScreen[str | None]):
             if self.summary:
                 yield Markdown(terminal_safe(self.summary))
             else:
-                yield Static("(No summary: there was no model to write one.)", classes="hint")
+                yield Static("(No summary this time.)" if self.had_model else
+                             "(No summary: there was no model to write one.)", classes="hint")
             yield Static("Is there one small thing you'd like to try before next time? "
                          "It's fine to leave this empty.")
-            yield Input(placeholder="e.g. a ten-minute walk after lunch", id="step")
+            yield Input(placeholder="e.g. a ten-minute walk after lunch", id="step",
+                        select_on_focus=False)
             yield Static("", id="problem", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Save and finish", id="save", variant="primary")
@@ -52,6 +56,9 @@ class ClosingScreen(DiscardGuard, ModalScreen[str | None]):
             self.save_and_close(self.query_one(Input).value.strip() or None)
         else:
             self.action_skip()
+
+    def action_save(self) -> None:
+        self.save_and_close(self.query_one(Input).value.strip() or None)
 
     def action_skip(self) -> None:
         self.close_guarded(lambda: self.dismiss(None))

@@ -137,7 +137,7 @@ def _filled(value) -> bool:
 
 
 class TextPromptScreen(DiscardGuard, ModalScreen[str | None]):
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
 
     def __init__(self, title: str, value: str = "", placeholder: str = "",
                  save: Callable[[str], object] | None = None) -> None:
@@ -150,7 +150,7 @@ class TextPromptScreen(DiscardGuard, ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(self.title_text, markup=False)
-            yield Input(self.value, placeholder=self.placeholder, id="value")
+            yield Input(self.value, placeholder=self.placeholder, id="value", select_on_focus=False)
             yield Static("", id="problem", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Save", id="save", variant="primary")
@@ -171,6 +171,9 @@ class TextPromptScreen(DiscardGuard, ModalScreen[str | None]):
             self.save_and_close(self.query_one(Input).value)
         else:
             self.action_cancel()
+
+    def action_save(self) -> None:
+        self.save_and_close(self.query_one(Input).value)
 
     def action_cancel(self) -> None:
         self.close_guarded(lambda: self.dismiss(None))

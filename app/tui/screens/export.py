@@ -9,39 +9,49 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
-from app.conversation.service import ExportProblem
+from app.conversation.service import ExportProblem, describe_counts
 from app.tui.widgets.passphrase_input import PassphraseInput
 
 
 class ExportScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape", "close", "Close")]
+    BINDINGS = [Binding("escape", "close", "Close"), Binding("ctrl+s", "export", "Export")]
 
     def compose(self) -> ComposeResult:
         default = Path.home() / f"haven-journal-{date.today().isoformat()}.age"
-        with VerticalScroll(classes="dialog"):
-            yield Static("Export an encrypted copy of your journal. It can be opened with Haven, "
-                         "or with the standard `age` tool.", classes="hint")
-            yield Label("Save to")
-            yield Input(str(default), id="path")
-            yield Label("Passphrase for the export (or leave empty and give a public key)")
-            yield PassphraseInput(id="pass1", placeholder="at least 8 characters")
-            yield PassphraseInput(id="pass2", placeholder="the same again")
-            yield Label("…or a recipient's age public key (e.g. your therapist's)")
-            yield Input(id="recipient", placeholder="age1…")
-            yield Label("From / to (optional, YYYY-MM-DD)")
-            with Horizontal(classes="form-row"):
-                yield Input(id="since", placeholder="from")
-                yield Input(id="until", placeholder="to")
-            yield Select([("Markdown and JSON", "both"), ("Markdown only", "markdown"),
-                          ("JSON only", "json")], value="both", allow_blank=False, id="format")
-            yield Static("", id="problem", classes="error")
-            with Horizontal(classes="buttons"):
-                yield Button("Export", id="export", variant="primary")
-                yield Button("Close", id="close")
+        with Vertical(classes="dialog"):
+            with VerticalScroll(id="fields"):
+                yield Static("Export an encrypted copy of your journal. It can be opened with Haven, "
+                             "or with the standard `age` tool.", classes="hint")
+                yield Label("Save to")
+                yield Input(str(default), id="path", select_on_focus=False)
+                yield Label("Passphrase for the export (or leave empty and give a public key)")
+                with Horizontal(classes="form-row"):
+                    yield PassphraseInput(id="pass1", placeholder="at least 8 characters")
+                    yield PassphraseInput(id="pass2", placeholder="the same again")
+                yield Label("…or a recipient's age public key (e.g. your therapist's)")
+                yield Input(id="recipient", placeholder="age1…", select_on_focus=False)
+                yield Label("From / to (optional, YYYY-MM-DD)")
+                with Horizontal(classes="form-row"):
+                    yield Input(id="since", placeholder="from", select_on_focus=False)
+                    yield Input(id="until", placeholder="to", select_on_focus=False)
+                yield Select([("Markdown and JSON", "both"), ("Markdown only", "markdown"),
+                              ("JSON only", "json")], value="both", allow_blank=False, id="format")
+            with Vertical(id="actions"):
+                yield Static("", id="problem", classes="error")
+                with Horizontal(classes="buttons"):
+                    yield Button("Export", id="export", variant="primary")
+                    yield Button("Close", id="close")
+
+    def on_mount(self) -> None:
+        self.query_one("#fields").can_focus = False  # Tab goes field to field, no blank stop
+        self.query_one("#path", Input).focus()
+
+    def action_export(self) -> None:
+        self.start()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "export":
@@ -75,7 +85,7 @@ class ExportScreen(ModalScreen[None]):
         except ExportProblem as exc:
             self.app.call_from_thread(self.query_one("#problem", Static).update, Text(str(exc)))
             return
-        counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in result.counts.items())
+        counts = describe_counts(result.counts)
         self.app.call_from_thread(self.query_one("#problem", Static).update,
                                   f"Saved {counts} to {result.path} (encrypted).")
 

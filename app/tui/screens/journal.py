@@ -3,6 +3,7 @@ thought records, and free notes."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from rich.text import Text
@@ -57,7 +58,9 @@ def hit_text(hit: SearchHit) -> Text:
     text.append(f"{friendly_day(hit.created):<12}", style="dim")
     for piece, matched in hit.segments():
         piece = terminal_safe(piece)
-        text.append(" ".join(piece.split()) if not matched else piece,
+        # Runs of spaces and line breaks become one space, but the spaces around a match stay
+        # ("My manager said", not "Mymanagersaid").
+        text.append(re.sub(r"\s+", " ", piece) if not matched else piece,
                     style="bold reverse" if matched else "")
     return text
 
@@ -134,7 +137,8 @@ class JournalScreen(Screen[str | None]):
                     yield Button("Back to chat", id="back")
                 yield ListView(id="timeline-list")
             with TabPane("Search", id="search"):
-                yield Input(placeholder="Search everything you have written", id="search-box")
+                yield Input(placeholder="Search your conversations, notes and thought records",
+                            id="search-box", select_on_focus=False)
                 yield Static("", id="search-count", classes="hint")
                 yield ListView(id="search-results")
             with TabPane("Mood", id="mood"):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -26,20 +27,25 @@ class MoodResult:
     note: str | None
 
 
+#: How strong a feeling named without a number is taken to be (said on screen, never silent).
+DEFAULT_INTENSITY = 50
+
+
 def parse_emotions(text: str) -> list[EmotionRating]:
-    """'anxious 60, tired 40' (intensity optional, 50 by default) -> ratings."""
+    """'gutted, anxious 60' (the person's own words; intensity 0-100, optional, 50 by
+    default) -> ratings."""
     out: list[EmotionRating] = []
     for part in text.replace(";", ",").split(","):
         words = part.replace("=", " ").split()
         if not words:
             continue
-        intensity = 50
+        intensity = DEFAULT_INTENSITY
         if len(words) > 1:
-            try:
-                intensity = int(words[-1])
-            except ValueError as exc:
-                raise ValueError(f"{part.strip()!r}: give the intensity as a number 0-100") from exc
-            words = words[:-1]
+            if words[-1].removesuffix("%").isdigit():
+                intensity = int(words[-1].removesuffix("%"))
+                words = words[:-1]
+            elif any(c.isdigit() for c in words[-1]):
+                raise ValueError(f"{part.strip()!r}: give how strong as a number 0-100")
         try:
             out.append(EmotionRating(name=" ".join(words), intensity=intensity))
         except ValidationError as exc:
@@ -47,8 +53,26 @@ def parse_emotions(text: str) -> list[EmotionRating]:
     return out
 
 
+def emotions_preview(text: str) -> str:
+    """What the emotions field will save, in words: the person sees the default, never a
+    silent 50."""
+    try:
+        ratings = parse_emotions(text)
+    except ValueError:
+        return ""
+    if not ratings:
+        return ""
+    bare = [part for part in text.replace(";", ",").split(",")
+            if part.split() and not part.replace("=", " ").split()[-1].removesuffix("%").isdigit()]
+    said = "Will be saved as: " + ", ".join(f"{r.name} {r.intensity}" for r in ratings)
+    if bare:
+        said += (f" (no number given counts as {DEFAULT_INTENSITY}, halfway; "
+                 "add one from 0 to 100 to change it)")
+    return said
+
+
 class MoodScreen(DiscardGuard, ModalScreen[MoodResult | None]):
-    BINDINGS = [Binding("escape", "skip", "Skip")]
+    BINDINGS = [Binding("escape", "skip", "Skip"), Binding("ctrl+s", "save", "Save")]
 
     def __init__(self, closing: bool = False,
                  save: Callable[[MoodResult], object] | None = None) -> None:
@@ -62,15 +86,17 @@ class MoodScreen(DiscardGuard, ModalScreen[MoodResult | None]):
                     else "How are you feeling right now?")
         with VerticalScroll(classes="dialog"):
             yield Static(question)
-            yield Static("0 = very low, 10 = very good", classes="hint")
+            yield Static("0 = very low, 10 = very good (arrow keys move, Enter picks)",
+                         id="score-read", classes="hint")
             with Horizontal(id="scores"):
                 for n in range(11):
                     yield Button(str(n), id=f"score-{n}")
-            yield Static("Any emotions? (optional) e.g. anxious 60, tired 40", classes="hint")
-            yield Input(placeholder="emotions", id="emotions")
-            yield Static(f"Words like {', '.join(EMOTIONS[:6])}… ({len(EMOTIONS)} in all)",
-                         classes="hint")
-            yield Input(placeholder="a short note (optional)", id="note")
+            yield Static("Any emotions? (optional) In your own words, each with how strong "
+                         "it is from 0 to 100, e.g. gutted 80, tired 40", classes="hint")
+            yield Input(placeholder=f"e.g. {', '.join(EMOTIONS[:3])}", id="emotions",
+                        select_on_focus=False)
+            yield Static("", id="emotions-read", classes="hint")
+            yield Input(placeholder="a short note (optional)", id="note", select_on_focus=False)
             yield Static("", id="problem", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Save", id="save", variant="primary")
@@ -83,19 +109,52 @@ class MoodScreen(DiscardGuard, ModalScreen[MoodResult | None]):
     def form_values(self) -> tuple:
         return (self.query_one("#emotions", Input).value, self.query_one("#note", Input).value)
 
+    def choose(self, score: int) -> None:
+        """Mark ``score`` as the rating, and say so (focus stays on the row)."""
+        self.score = score
+        for button in self.query("#scores Button"):
+            button.set_class(button.id == f"score-{score}", "chosen")
+        self.query_one("#problem", Static).update("")
+        self.query_one("#score-read", Static).update(  # one line: nothing below moves
+            f"Chosen: {score} of 10. Tab: emotions and a note (optional). Ctrl+S: save.")
+
+    def on_key(self, event: events.Key) -> None:
+        """The 0-10 row is one stop for Tab: left and right move along it (choosing as they
+        go), Tab goes on to the emotions, Shift+Tab from there comes back to the row."""
+        focused_id = (self.focused.id or "") if self.focused is not None else ""
+        on_row = focused_id.startswith("score-")
+        if on_row and event.key in ("left", "right"):
+            score = int(focused_id.split("-")[1]) + (1 if event.key == "right" else -1)
+            if 0 <= score <= 10:
+                self.query_one(f"#score-{score}", Button).focus()
+                self.choose(score)
+        elif on_row and event.key == "tab":
+            self.query_one("#emotions", Input).focus()
+        elif focused_id == "emotions" and event.key == "shift+tab":
+            self.query_one(f"#score-{5 if self.score is None else self.score}", Button).focus()
+        else:
+            return
+        event.stop()
+        event.prevent_default()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "emotions":
+            self.query_one("#emotions-read", Static).update(
+                Text(emotions_preview(event.value)))
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         button_id = event.button.id or ""
         if button_id.startswith("score-"):
-            self.score = int(button_id.split("-")[1])
-            for button in self.query("#scores Button"):
-                button.set_class(button is event.button, "chosen")
-            self.query_one("#emotions", Input).focus()
+            self.choose(int(button_id.split("-")[1]))
         elif button_id == "save":
             self.save()
         elif button_id == "skip":
             self.action_skip()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.save()
+
+    def action_save(self) -> None:
         self.save()
 
     def save(self) -> None:

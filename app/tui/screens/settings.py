@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydantic import ValidationError
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -13,14 +14,34 @@ from app.safety.resources import countries
 from app.settings import Settings
 
 NUMBERS = [
-    ("temperature", "Temperature (0-2: higher is more varied)", "generation"),
-    ("top_p", "Top-p (0-1)", "generation"),
-    ("repeat_penalty", "Repeat penalty (1-2)", "generation"),
-    ("max_tokens", "Longest reply, in tokens", "generation"),
-    ("seed", "Seed (-1 for random)", "generation"),
-    ("n_ctx", "Context window, in tokens", None),
-    ("threads", "CPU threads", None),
+    ("temperature", "Variety of replies (0-2: higher is more varied, lower more predictable)",
+     "generation"),
+    ("top_p", "Range of words it picks from (0-1: lower keeps to the likeliest words)",
+     "generation"),
+    ("repeat_penalty", "Avoiding repetition (1-2: higher repeats itself less)", "generation"),
+    ("max_tokens", "Longest reply (in tokens; a token is about three quarters of a word)",
+     "generation"),
+    ("seed", "Same reply to the same words? (-1: no; any other number: yes)", "generation"),
+    ("n_ctx", "How much of the conversation the model keeps in view (in tokens)", None),
+    ("threads", "Processor cores the model may use", None),
 ]
+#: The start of each label, for an error that names the field in the same words.
+FIELD_NAMES = {key: label.split(" (")[0].rstrip("?") for key, label, _ in NUMBERS}
+
+
+def plain_error(error: dict) -> str:
+    """A pydantic error on a settings field, in the words the form uses."""
+    key = str(error["loc"][-1]) if error.get("loc") else ""
+    name = FIELD_NAMES.get(key, key.replace("_", " ").capitalize())
+    kind, ctx = error.get("type", ""), error.get("ctx") or {}
+    if kind.endswith("_parsing") or kind.endswith("_type"):
+        wants = "a whole number" if kind.startswith("int") else "a number"
+        return f"{name}: {wants}, please."
+    for bound, words in (("ge", "at least"), ("gt", "more than"), ("le", "at most"),
+                         ("lt", "less than")):
+        if bound in ctx:
+            return f"{name}: {words} {ctx[bound]}, please."
+    return f"{name}: {error.get('msg', 'not a value Haven can use')}."
 
 
 class SettingsScreen(Screen):
@@ -40,12 +61,15 @@ class SettingsScreen(Screen):
             for key, label, group in NUMBERS:
                 value = getattr(s.generation if group else s, key)
                 yield Label(label)
-                yield Input(str(value), id=key)
+                yield Input(str(value), id=key, select_on_focus=False)
             yield Static("", id="problem", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Save", id="save", variant="primary")
                 yield Button("Back", id="back")
         yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#country", Select).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "save":
@@ -66,8 +90,7 @@ class SettingsScreen(Screen):
             new = Settings.model_validate(data)
         except ValidationError as exc:
             error = exc.errors()[0]
-            field = ".".join(str(p) for p in error["loc"])
-            self.query_one("#problem", Static).update(f"{field}: {error['msg']}")
+            self.query_one("#problem", Static).update(Text(plain_error(error)))
             return
         self.app.service.update_settings(new)
         self.app.theme = new.theme

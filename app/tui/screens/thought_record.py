@@ -11,6 +11,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import (
     Button,
@@ -33,10 +34,19 @@ from app.tui.screens.dialogs import DiscardGuard
 from app.tui.screens.mood import parse_emotions
 
 THOUGHT_SLOTS = 3
+HOT_LABEL_CHARS = 64  # fits beside the radio mark in a form at 80 columns
 
 
 def ratings_text(ratings) -> str:
     return ", ".join(f"{r.name} {r.intensity}" for r in ratings)
+
+
+def hot_label(n: int, thought: str) -> Content:
+    """The hot-thought choice shows the thought itself (plain text, never markup)."""
+    text = one_line(thought, HOT_LABEL_CHARS)
+    if text and len(one_line(thought)) > HOT_LABEL_CHARS:
+        text = text[:-1] + "…"
+    return Content(text or f"thought {n} (not written yet)")
 
 
 class ThoughtRecordScreen(DiscardGuard, Screen):
@@ -61,23 +71,23 @@ class ThoughtRecordScreen(DiscardGuard, Screen):
             yield Label("1. Situation — what happened, where, when?")
             yield TextArea(id="situation", soft_wrap=True)
             yield Label("2. Moods — what did you feel, how strongly (0-100)?")
-            yield Input(placeholder="e.g. anxious 70, sad 40", id="moods")
+            yield Input(placeholder="e.g. anxious 70, sad 40", id="moods", select_on_focus=False)
             yield Label("3. Automatic thoughts — what went through your mind?")
             for n in range(1, THOUGHT_SLOTS + 1):
-                yield Input(placeholder=f"thought {n}", id=f"thought-{n}")
+                yield Input(placeholder=f"thought {n}", id=f"thought-{n}", select_on_focus=False)
             yield Static("Which thought carries the most feeling (the hot thought)?", classes="hint")
             with RadioSet(id="hot"):
                 for n in range(1, THOUGHT_SLOTS + 1):
-                    yield RadioButton(f"thought {n}", id=f"hot-{n}")
+                    yield RadioButton(hot_label(n, ""), id=f"hot-{n}")
             yield Label("4. Evidence that supports the hot thought")
             yield TextArea(id="evidence_for", soft_wrap=True)
             yield Label("5. Evidence that does not fully fit it")
             yield TextArea(id="evidence_against", soft_wrap=True)
             yield Label("6. A more balanced thought, and how much you believe it (0-100)")
             yield TextArea(id="balanced", soft_wrap=True)
-            yield Input(placeholder="belief 0-100", id="belief")
+            yield Input(placeholder="belief 0-100", id="belief", select_on_focus=False)
             yield Label("7. Moods now — re-rate them")
-            yield Input(placeholder="e.g. anxious 40, sad 30", id="moods_after")
+            yield Input(placeholder="e.g. anxious 40, sad 30", id="moods_after", select_on_focus=False)
             yield Label("Thinking traps that might fit (space to tick)")
             yield SelectionList[str](*[
                 Selection(f"{traps[d].name} — {traps[d].definition}", d.value) for d in Distortion
@@ -89,6 +99,12 @@ class ThoughtRecordScreen(DiscardGuard, Screen):
             self.fill(self.record)
         self.query_one("#situation", TextArea).focus()
         self.mark_clean()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        field_id = event.input.id or ""
+        if field_id.startswith("thought-"):
+            n = int(field_id.split("-")[1])
+            self.query_one(f"#hot-{n}", RadioButton).label = hot_label(n, event.value)
 
     def form_values(self) -> tuple:
         texts = tuple(self.query_one(f"#{i}", TextArea).text

@@ -62,9 +62,15 @@ class CreatePassphraseScreen(Screen):
         if event.input.id == "first":
             hint, _ = strength_hint(event.value)
             self.query_one("#strength", Static).update(hint if event.value else "")
+        if event.value:  # typing again makes an error about the last try stale
+            self.query_one("#problem", Static).update("")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "first":
+            if not strength_hint(event.value)[1]:  # stay here: retyping belongs in this box
+                self.query_one("#problem", Static).update(
+                    f"The passphrase needs at least {MIN_LENGTH} characters.")
+                return
             self.query_one("#second", Input).focus()
         else:
             self.create()
@@ -80,6 +86,7 @@ class CreatePassphraseScreen(Screen):
         _, ok = strength_hint(first)
         if not ok:
             problem.update(f"The passphrase needs at least {MIN_LENGTH} characters.")
+            self.query_one("#first", Input).focus()
             return
         if first != second:
             problem.update("The two passphrases are different. Please type them again.")
@@ -168,7 +175,10 @@ class UnlockScreen(Screen):
         if left <= 0:
             problem.update(Text("That passphrase did not open the journal three times. "
                                 "Haven will close now; your journal is unchanged."))
-            self.set_timer(2.5, lambda: self.app.exit(return_code=2))
+            # Also said on the terminal after the app closes, so it is not gone with the screen.
+            self.set_timer(2.5, lambda: self.app.exit(return_code=2, message=Text(
+                "haven: that passphrase did not open your journal three times, so Haven "
+                "closed; your journal is unchanged. Run haven again to try once more.")))
             field.disabled = True
             return
         problem.update(f"That passphrase does not open this journal. {left} "

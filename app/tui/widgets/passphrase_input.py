@@ -23,6 +23,7 @@ class PassphraseInput(Input):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("password", True)
         kwargs.setdefault("max_length", MAX_PASSPHRASE_CHARS)
+        kwargs.setdefault("select_on_focus", False)  # Tab in, type: added to, not replaced
         super().__init__(*args, **kwargs)
 
     def _on_paste(self, event: events.Paste) -> None:

@@ -25,10 +25,16 @@ def friendly_day(moment: datetime) -> str:
     return local.strftime("%d %b %Y")
 
 
+def session_name(session: Session) -> str:
+    """What a session is called everywhere in the app (the sidebar, the journal and the
+    delete question agree): its title, or "Untitled session"; its day is shown beside it."""
+    return one_line(session.title or "") or "Untitled session"
+
+
 class SessionItem(ListItem):
     def __init__(self, session: Session) -> None:
         self.session = session
-        title = one_line(session.title or "") or "New session"
+        title = session_name(session)
         label = Text(title, overflow="ellipsis", no_wrap=True)
         label.append(f"\n{friendly_day(session.started)}", style="dim")
         super().__init__(Label(label))

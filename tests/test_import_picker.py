@@ -1,0 +1,160 @@
+"""The model import picker (issue 16 item 4): a file chosen from a tree or pasted, checked,
+and a format chosen from a list when the file has none. Driven with App.run_test() at 80x24
+and 120x40 on small GGUF files built for the test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.app import App
+from textual.widgets import Input, OptionList
+
+from app.tui.app import HavenApp
+from app.tui.screens.import_model import (
+    FORMAT_WORDS,
+    ImportChoice,
+    ImportModelScreen,
+    ModelFileTree,
+    guess_format,
+)
+from tests.gguf_factory import make_gguf
+
+SIZES = [(80, 24), (120, 40)]
+TEMPLATE = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+
+
+class Host(App):
+    """Opens the picker and keeps what it answered (with the app's own styles)."""
+
+    CSS_PATH = HavenApp.CSS_PATH
+
+    def __init__(self, start: Path) -> None:
+        super().__init__()
+        self.start = start
+        self.answers: list[ImportChoice | None] = []
+
+    def on_mount(self) -> None:
+        self.push_screen(ImportModelScreen(self.start), self.answers.append)
+
+
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "Downloads").mkdir()
+    bare = tmp_path / "Downloads" / "gemma-3-270m-Q4_K_M.gguf"
+    bare.write_bytes(make_gguf())  # no chat template of its own
+    with_template = tmp_path / "Downloads" / "tiny-chat.gguf"
+    with_template.write_bytes(make_gguf(template=TEMPLATE))
+    (tmp_path / "Downloads" / "notes.txt").write_text("not a model")
+    (tmp_path / ".hidden").mkdir()
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\0" * 10)
+    return tmp_path, bare, with_template, broken
+
+
+async def settle(pilot, times: int = 4) -> None:
+    for _ in range(times):
+        await pilot.pause(0.05)
+
+
+async def wait_for(pilot, condition, what: str) -> None:
+    for _ in range(100):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def said(screen) -> str:
+    return str(screen.query_one("#problem").render())
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_a_bare_path_to_a_file_without_a_template_ends_with_a_format_from_a_list(
+        files, size):
+    root, bare, _, _ = files
+    app = Host(root)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ImportModelScreen)
+        screen.query_one("#path", Input).focus()
+        await pilot.press(*str(bare))  # pasted or typed: a bare path, no options
+        await pilot.press("enter")
+        formats = screen.query_one("#formats", OptionList)
+        await wait_for(pilot, lambda: formats.has_class("shown"), "the list of formats")
+        assert "Which family" in said(screen) and "--" not in said(screen)
+        assert app.focused is formats
+        shown = [str(formats.get_option_at_index(i).prompt) for i in range(formats.option_count)]
+        assert "Gemma (Google)" in shown and "Llama 3 (Meta)" in shown
+        # the file name suggests Gemma: it is highlighted, and Enter takes it
+        assert formats.get_option_at_index(formats.highlighted).id == "gemma"
+        assert formats.region.height >= 3 and screen.region.contains_region(formats.region)
+        assert screen.region.contains_region(screen.query_one("#check").region)
+        assert str(screen.query_one("#check").label) == "Import"  # not "Save"
+        await pilot.press("enter")
+        await settle(pilot)
+    assert app.answers == [ImportChoice(bare, "gemma")]
+
+
+async def test_a_file_with_its_own_template_needs_no_format(files):
+    root, _, with_template, _ = files
+    app = Host(root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.screen.query_one("#path", Input).value = str(with_template)
+        await pilot.click("#check")
+        await wait_for(pilot, lambda: app.answers, "the picker to close")
+    assert app.answers == [ImportChoice(with_template, None)]
+
+
+async def test_the_tree_shows_folders_and_gguf_files_only_and_choosing_one_checks_it(files):
+    root, bare, _, _ = files
+    app = Host(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        tree = app.screen.query_one(ModelFileTree)
+        await wait_for(pilot, lambda: len(tree.root.children) > 0, "the folder to load")
+        top = [node.data.path.name for node in tree.root.children]
+        assert "Downloads" in top and ".hidden" not in top
+        downloads = next(n for n in tree.root.children if n.data.path.name == "Downloads")
+        downloads.expand()
+        await wait_for(pilot, lambda: len(downloads.children) > 0, "Downloads to open")
+        names = sorted(node.data.path.name for node in downloads.children)
+        assert names == ["gemma-3-270m-Q4_K_M.gguf", "tiny-chat.gguf"]  # no notes.txt
+        node = next(n for n in downloads.children if n.data.path == bare)
+        tree.select_node(node)
+        await wait_for(pilot, lambda: app.screen.query_one("#formats").has_class("shown"),
+                       "the list of formats")
+        assert app.screen.query_one("#path", Input).value == str(bare)
+
+
+async def test_a_wrong_path_or_a_broken_file_says_so_plainly_and_keeps_the_path(files):
+    root, _, _, broken = files
+    app = Host(root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        box = screen.query_one("#path", Input)
+        box.value = str(root / "nowhere.gguf")
+        await pilot.click("#check")
+        await settle(pilot)
+        assert said(screen) == f"There is no file at {root / 'nowhere.gguf'}."
+        assert box.value == str(root / "nowhere.gguf")  # not forgotten
+        box.value = str(broken)
+        await pilot.click("#check")
+        await wait_for(pilot, lambda: "cannot be used" in said(screen), "the check")
+        assert box.value == str(broken) and not app.answers
+        assert "Error" not in said(screen) and "--" not in said(screen)
+        await pilot.press("escape")
+        await settle(pilot)
+    assert app.answers == [None]
+
+
+def test_every_format_haven_knows_has_plain_words_and_names_guess_well():
+    from app.modelhub.importer import known_chat_formats
+
+    assert set(known_chat_formats()) <= set(FORMAT_WORDS)
+    assert guess_format(Path("Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf")) == "llama-3"
+    assert guess_format(Path("qwen2.5-1.5b-instruct-q4_k_m.gguf")) == "qwen"
+    assert guess_format(Path("model.gguf")) is None
