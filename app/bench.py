@@ -322,3 +322,218 @@ def run_ui_bench(spec: ModelSpec) -> dict:
         return asyncio.run(_ui_latency(engine))
     finally:
         engine.close()
+
+
+# ---- a scripted session through the real Companion (issue 13) -----------------------------
+
+SESSION_MESSAGES = [
+    "Hi. I've had a stressful week at work and I can't switch off in the evenings.",
+    "Mostly it's one project. My manager keeps changing the deadline on us.",
+    "I lie awake going over everything I might have done wrong that day.",
+    "I suppose I worry the team will think the delay is my doing.",
+    "Evidence? Well, last time a project slipped nobody blamed me at all.",
+    "I could try writing a list before bed so it's out of my head.",
+    "Maybe also a short walk after dinner, round the park.",
+    "I'd like to feel less tense by Friday, that would be good.",
+    "It helps to say it out loud, thank you.",
+    "Which of those two ideas would you start with this evening?",
+    "Okay, I'll start with the list and see how it goes.",
+    "Thanks, that's all for today.",
+]
+TYPING_CHARS_PER_S = 6.0
+PREFILL_DEBOUNCE_S = 0.5  # at most one draft prefill this often, at word boundaries
+
+
+class _RecordingEngine(Engine):
+    """The real engine, remembering each reply's figures for the report (the Companion
+    keeps only the text). Side jobs run as :meth:`side_job` so their figures are seen."""
+
+    def __init__(self, side_tokens: int | None = None) -> None:
+        super().__init__()
+        self.chats: list = []
+        self.side: list = []
+        self.side_tokens = side_tokens  # a cap on side jobs' length, for slow machines
+
+    def side_job(self, system, turns, params, json_schema=None):
+        if self.side_tokens is not None and params.max_tokens > self.side_tokens:
+            from dataclasses import replace
+
+            params = replace(params, max_tokens=self.side_tokens)
+        return super().side_job(system, turns, params, json_schema)
+
+    def chat(self, request):
+        stream = super().chat(request)
+        self.chats.append(stream)
+        return stream
+
+    def complete(self, system, turns, params, json_schema=None):
+        from concurrent.futures import Future
+
+        from app.llm import EngineError
+
+        future: Future = Future()
+        stream = self.side_job(system, turns, params, json_schema)
+
+        def done(reply) -> None:
+            self.side.append(reply)
+            if reply.status == "complete":
+                future.set_result(reply.text)
+            else:
+                future.set_exception(EngineError(reply.error or reply.status))
+
+        stream.add_done_callback(done)
+        return future
+
+
+def run_session_bench(spec: ModelSpec, prefill: bool = True, max_tokens: int = 64,
+                      messages: int = len(SESSION_MESSAGES), draft_after: int | None = None,
+                      side_tokens: int | None = None) -> dict:
+    """A person's session, as they feel it: Haven's real prompts through the Companion, the
+    first message typed (6 characters a second) while the model loads, each message's
+    send → first token, the thought-record draft and the closing summary and title.
+    ``prefill``: Haven evaluates the system prompt once loaded, the draft while it is
+    typed and the next prompt after each reply (off: the behaviour before issue 13)."""
+    from app.conversation.companion import Companion
+    from app.conversation.events import NoModel, Token
+    from app.settings import GenerationSettings, Settings
+    from app.store import Journal
+
+    draft_after = draft_after or max(1, messages // 2)
+    figures: dict = {"prefill_before_enter": prefill, "reply_max_tokens": max_tokens,
+                     "side_job_max_tokens": side_tokens, "messages_sent": messages}
+    with tempfile.TemporaryDirectory(prefix="haven-bench-session-") as folder:
+        path = Path(folder) / "journal.db"
+        Journal.create(path, "bench passphrase").close()
+        journal = Journal.open(path, "bench passphrase")
+        engine = _RecordingEngine(side_tokens)
+        settings = Settings(notice_acknowledged=True, country="GB", generation=GenerationSettings(
+            max_tokens=max_tokens, seed=3))
+        companion = Companion(journal=journal, engine=engine, settings=settings)
+        try:
+            started = time.perf_counter()
+            loading = engine.load(spec)
+            companion.start_session()
+            companion.record_mood(5)
+            rows = []
+            system_prefilled = False
+            load_s = None
+            for index, text in enumerate(SESSION_MESSAGES[:messages]):
+                # typing, at a fast typist's pace; prefill at word boundaries, debounced
+                typing_from = time.perf_counter()
+                last_prefill = 0.0
+                for i in range(1, len(text) + 1):
+                    wait = typing_from + i / TYPING_CHARS_PER_S - time.perf_counter()
+                    if wait > 0:
+                        time.sleep(wait)
+                    if load_s is None and loading.done():
+                        load_s = time.perf_counter() - started
+                    if not prefill or not engine.ready:
+                        continue
+                    if not system_prefilled:
+                        companion.prefill()  # the system prompt (and the history), once loaded
+                        system_prefilled = True
+                    now = time.perf_counter()
+                    if text[i - 1] == " " and now - last_prefill >= PREFILL_DEBOUNCE_S:
+                        companion.prefill(text[:i])
+                        last_prefill = now
+                waited_for_model = 0.0
+                if not engine.ready:  # Enter before the model is up: it waits, and so do we
+                    before = time.perf_counter()
+                    loading.result()
+                    waited_for_model = time.perf_counter() - before
+                    load_s = load_s or time.perf_counter() - started
+                sent = time.perf_counter()
+                first = None
+                count = len(engine.chats)
+                replied = False
+                for event in companion.send(text):
+                    if isinstance(event, Token) and first is None:
+                        first = time.perf_counter()
+                    if isinstance(event, NoModel):
+                        break
+                reply = engine.chats[-1].wait() if len(engine.chats) > count else None
+                replied = reply is not None
+                rows.append({
+                    "message": index + 1,
+                    "chars": len(text),
+                    # shown: the first text the reply check released to the screen (it holds
+                    # text until a sentence ends; a random-weight model writes no sentences)
+                    "send_to_first_token_s": round(first - sent, 3) if first else None,
+                    "send_to_first_model_token_s": (
+                        round(engine.chats[-1].first_piece_at - sent, 3)
+                        if replied and engine.chats[-1].first_piece_at else None),
+                    "waited_for_model_s": round(waited_for_model, 3),
+                    "prompt_tokens": reply.prompt_tokens if replied else 0,
+                    "evaluated_tokens": reply.evaluated_prompt_tokens if replied else 0,
+                    "reused_tokens": reply.reused_prompt_tokens if replied else 0,
+                    "folded_turns": reply.folded if replied else 0,
+                    "status": reply.status if replied else "no reply",
+                })
+                if prefill:
+                    companion.prepare_next()
+                if index + 1 == draft_after:
+                    at = time.perf_counter()
+                    companion.draft_thought_record()
+                    draft = engine.side[-1] if engine.side else None
+                    figures["draft_s"] = round(time.perf_counter() - at, 3)
+                    if draft is not None:
+                        figures["draft_prompt_tokens"] = draft.prompt_tokens
+                        figures["draft_evaluated_tokens"] = draft.evaluated_prompt_tokens
+                        figures["draft_kept_conversation"] = draft.kept
+                    if prefill:
+                        companion.prepare_next()
+            side_before = len(engine.side)
+            at = time.perf_counter()
+            companion.close_session()
+            figures["closing_summary_and_title_s"] = round(time.perf_counter() - at, 3)
+            figures["closing_jobs"] = [
+                {"prompt_tokens": r.prompt_tokens, "evaluated_tokens": r.evaluated_prompt_tokens,
+                 "kept": r.kept} for r in engine.side[side_before:]]
+            figures["load_s"] = round(load_s or 0.0, 3)
+            figures["messages"] = rows
+            waits = [r["send_to_first_token_s"] for r in rows if r["send_to_first_token_s"]]
+            figures["send_to_first_token_max_s"] = max(waits) if waits else None
+            figures["send_to_first_token_median_s"] = (round(statistics.median(waits), 3)
+                                                       if waits else None)
+            model_waits = [r["send_to_first_model_token_s"] for r in rows
+                           if r["send_to_first_model_token_s"]]
+            figures["first_model_token_max_s"] = max(model_waits) if model_waits else None
+            figures["first_model_token_median_s"] = (round(statistics.median(model_waits), 3)
+                                                     if model_waits else None)
+            figures["prompt_tokens_evaluated"] = sum(r["evaluated_tokens"] for r in rows)
+            figures["prompt_tokens_reused"] = sum(r["reused_tokens"] for r in rows)
+
+            # rates against raw llama-cpp-python on the same model, in the same run
+            system = companion.system_prompt()
+            turns, _ = companion._model_turns(companion.session)
+            raw = engine.baseline_prefill(system, turns).result()
+            ours = engine.prefill(ChatRequest(system="Hello. " + system, turns=tuple(turns),
+                                              params=GenerationParams(max_tokens=max_tokens))
+                                  ).result()
+            # the same prompt, nothing reused, as a chat evaluates it on Enter
+            cold = engine.chat(ChatRequest(system="Hi. " + system, turns=tuple(turns),
+                                           params=GenerationParams(max_tokens=1))).wait()
+            raw_rate = raw["tokens"] / raw["seconds"] if raw["seconds"] else 0.0
+            our_rate = ours.evaluated_tokens / ours.seconds if ours.seconds else 0.0
+            chat_rate = (cold.evaluated_prompt_tokens / cold.prompt_seconds
+                         if cold.prompt_seconds else 0.0)
+            figures["baseline_prefill_tok_s"] = round(raw_rate, 1)
+            figures["haven_prefill_tok_s"] = round(chat_rate, 1)
+            figures["prefill_ratio"] = round(chat_rate / raw_rate, 3) if raw_rate else None
+            figures["background_prefill_tok_s"] = round(our_rate, 1)  # in preemptible chunks
+            figures["background_prefill_ratio"] = (round(our_rate / raw_rate, 3)
+                                                   if raw_rate else None)
+            raw_decode = statistics.median(_raw_decode(engine, max_tokens) for _ in range(2))
+            our_decode = statistics.median(_haven_decode(engine, max_tokens) for _ in range(2))
+            figures["baseline_decode_tok_s"] = round(raw_decode, 2)
+            figures["haven_decode_tok_s"] = round(our_decode, 2)
+            figures["decode_ratio"] = round(our_decode / raw_decode, 3) if raw_decode else None
+            model_peak = _process_peak_rss_mb(engine.worker_pid)
+            figures["model_process_peak_rss_mb"] = round(model_peak, 1)
+            figures["peak_rss_mb"] = round(_peak_rss_mb() + model_peak, 1)
+            figures["threads"] = spec.threads
+            figures["n_ctx"] = engine.n_ctx
+        finally:
+            engine.close()
+            journal.close()
+    return figures

@@ -38,9 +38,9 @@ def test_loading_is_in_the_background_and_reports_progress(gemma_gguf):
     seen = []
     engine.on_state(lambda state, detail: seen.append((state, detail)))
     try:
-        started = time.perf_counter()
         future = engine.load(ModelSpec(gemma_gguf, "g", "gemma", n_ctx=1024, threads=2))
-        assert time.perf_counter() - started < 0.5  # the caller is not blocked
+        # the caller is not blocked: load returns before the model process has even started
+        assert not future.done()
         assert engine.state in (EngineState.LOADING, EngineState.READY)
         future.result(120)
         assert engine.ready and engine.n_ctx == 1024

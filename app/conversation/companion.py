@@ -44,7 +44,7 @@ from app.conversation.prompts import PromptLibrary, prompt_library
 from app.conversation.thought_records import draft_thought_record
 from app.insights.opening import returning_pattern
 from app.insights.recall import for_reply as recall_for_reply
-from app.llm import ChatRequest, Engine, GenerationParams, Turn
+from app.llm import ChatRequest, Engine, GenerationParams, Job, Turn
 from app.safety import RiskAssessment, assess_conversation, assess_risk, resources_for
 from app.safety.output_check import ReplyGuard
 from app.safety.resources import Situation, services_markdown, situation
@@ -155,6 +155,7 @@ class Companion:
     flow: SessionFlow = field(default_factory=SessionFlow)
     keys: dict[str, str] = field(default_factory=lambda: dict(LINE_MODE_KEYS))
     _stream: object | None = None
+    _fold_ahead: tuple | None = None
 
     # ---- sessions ----------------------------------------------------------------------
 
@@ -421,13 +422,10 @@ class Companion:
         yield from self._reply(session)
 
     def system_prompt(self) -> str:
+        # What never changes in a session comes first (the companion prompt, then the
+        # memory of the last session), what changes late after it (the technique of the
+        # moment, the mood): a change then costs the model only the tail of its KV cache.
         parts = [self.prompts.render("companion.md")]
-        technique = self.flow.technique()
-        if technique:
-            parts.append(self.prompts.technique(technique))
-        if self.flow.mood_before is not None:
-            parts.append(f"At the start of this session the person rated their mood "
-                         f"{self.flow.mood_before} out of 10.")
         last = self.journal.last_ended_session()
         if last and last.id != (self.session.id if self.session else None) and (
             last.summary or last.next_step
@@ -435,7 +433,81 @@ class Companion:
             step_line = f"They planned to: {last.next_step}" if last.next_step else ""
             parts.append(self.prompts.render("memory.md", summary=last.summary or "(no summary)",
                                              step_line=step_line))
+        technique = self.flow.technique()
+        if technique:
+            parts.append(self.prompts.technique(technique))
+        if self.flow.mood_before is not None:
+            parts.append(f"At the start of this session the person rated their mood "
+                         f"{self.flow.mood_before} out of 10.")
         return "\n\n".join(parts)
+
+    # ---- before Enter (issue 13) ---------------------------------------------------------
+
+    def _next_request(self, session: Session) -> ChatRequest:
+        turns, _ = self._model_turns(session)
+        return ChatRequest(system=self.system_prompt(), turns=tuple(turns),
+                           summary=session.running_summary,
+                           fold_instruction=self.prompts.render("fold_summary.md"),
+                           params=self._params())
+
+    def prefill(self, draft: str = "") -> Job | None:
+        """Have the model evaluate the next reply's prompt before Enter: the system prompt
+        and the conversation so far, and the whole words of ``draft`` (the message being
+        typed). Cheap to call often (the model process evaluates in small chunks, yields
+        to any reply, and a newer call continues an older one's work); call it when the
+        model is ready, after a reply, and (debounced) while the person types. Nothing
+        happens without a ready model, in a crisis session, while Haven's questions are
+        open, or for a draft the risk check flags: such a draft never reaches the model.
+        Returns the engine's job (a future of :class:`app.llm.Prefill`), or None."""
+        session = self.session
+        if session is None or self.engine is None or not self.engine.ready:
+            return None
+        if draft.strip() and assess_risk(draft).level != "none":
+            return None
+        state = self.safety_state(session)
+        if state.crisis or state.open is not None:
+            return None
+        return self.engine.prefill(self._next_request(session), draft=draft)
+
+    def prepare_next(self) -> Job | None:
+        """After a reply: fold ahead of time if the context is nearly full (never between
+        Enter and the first token), else prefill the history for the next message. The
+        fold's summary is kept when it lands (a reply that comes first preempts it)."""
+        session = self.session
+        if session is None or self.engine is None or not self.engine.ready:
+            return None
+        state = self.safety_state(session)
+        if state.crisis or state.open is not None:
+            return None
+        turns, owners = self._model_turns(session)
+        if not turns:
+            return self.prefill()
+        request = self._next_request(session)
+        job = self.engine.fold(request)
+        self._fold_ahead = (session.id, session.running_summary, owners, job)
+        return job
+
+    def _take_fold(self, session: Session) -> Session:
+        """Keep a fold done ahead of time (on this thread, before the next request)."""
+        pending, self._fold_ahead = self._fold_ahead, None
+        if pending is None:
+            return session
+        session_id, summary_then, owners, job = pending
+        if session_id != session.id or session.running_summary != summary_then:
+            return session
+        if not job.done():
+            job.stop()  # a fold never stands between Enter and the first token
+            return session
+        try:
+            fold = job.result()
+        except Exception:
+            return session
+        if fold.status == "done" and fold.folded and fold.summary is not None:
+            session = self.journal.update_session(
+                session.id, running_summary=fold.summary,
+                folded_until=owners[fold.folded - 1].id)
+            self.session = session
+        return session
 
     def _model_turns(self, session: Session) -> tuple[list[Turn], list[Message]]:
         """The messages the model sees: after the last fold, no crisis messages, no
@@ -463,6 +535,7 @@ class Companion:
 
     def _reply(self, session: Session) -> Iterator[Event | PendingReply]:
         assert self.engine is not None
+        session = self._take_fold(session)
         turns, owners = self._model_turns(session)
         if not turns or turns[-1].role != "user":
             return

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from app.llm import protocol
-from app.llm.types import ChatRequest, GenerationParams, Reply, Turn
+from app.llm.types import ChatRequest, Fold, GenerationParams, Prefill, Reply, Turn
 
 log = logging.getLogger("haven.engine")
 child_log = logging.getLogger("haven.model")
@@ -46,6 +46,7 @@ CRASHED_LINE = "The model stopped unexpectedly and is restarting."
 MAX_RESTARTS = 3
 RESTART_WINDOW = 600.0
 CANCEL_GRACE = 5.0  # a child that ignores a cancel this long is stopped and restarted
+FOLD_HEADROOM = 256  # tokens a fold ahead of time leaves for the next message
 SCRUBBED_ENV = ("HAVEN_", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
 
@@ -89,7 +90,27 @@ class ReplyStream:
         self._parts: list[str] = []
         self._submitted = time.perf_counter()
         self._first_piece: float | None = None
+        self._callbacks: list[Callable[[Reply], None]] = []
+        self._callback_lock = threading.Lock()
         self.request_id: int | None = None
+
+    @property
+    def submitted_at(self) -> float:
+        """When the request was made (``time.perf_counter()``)."""
+        return self._submitted
+
+    @property
+    def first_piece_at(self) -> float | None:
+        """When its first piece of text arrived (``time.perf_counter()``), if one has."""
+        return self._first_piece
+
+    def add_done_callback(self, callback: Callable[[Reply], None]) -> None:
+        """Call ``callback(reply)`` when it ends (at once if it has), on the engine's thread."""
+        with self._callback_lock:
+            if self.result is None:
+                self._callbacks.append(callback)
+                return
+        callback(self.result)
 
     def cancel(self) -> None:
         if self.cancel_event.is_set():
@@ -109,9 +130,16 @@ class ReplyStream:
             return
         if self._first_piece is not None:  # as the caller felt it, pipe included
             reply.time_to_first_token = self._first_piece - self._submitted
-        self.result = reply
+        with self._callback_lock:
+            self.result = reply
+            callbacks, self._callbacks = self._callbacks, []
         self.done.set()
         self._queue.put(self._END)
+        for callback in callbacks:
+            try:
+                callback(reply)
+            except Exception:
+                log.exception("a reply callback failed")
 
     def _shown(self) -> str:
         return "".join(self._parts)
@@ -140,6 +168,21 @@ class ReplyStream:
         return self.result
 
 
+class Job(Future):
+    """A request's future that can also be stopped: :meth:`stop` cancels it in the model
+    process (a prefill or a fold then resolves with status "cancelled")."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__()
+        self._engine = engine
+        self.request_id: int | None = None
+
+    def stop(self) -> None:
+        child = self._engine._child
+        if child is not None and self.request_id is not None and not self.done():
+            child.send({"op": "cancel", "id": self.request_id})
+
+
 @dataclass
 class _Pending:
     op: str
@@ -147,6 +190,7 @@ class _Pending:
     stream: ReplyStream | None = None
     spec: ModelSpec | None = None
     internal: bool = False  # a reload after a crash: nobody waits on it
+    transform: Callable[[Any], Any] | None = None  # the result as the caller gets it
 
 
 class _Child:
@@ -309,10 +353,12 @@ class Engine:
             child.kill()
         return request_id
 
-    def _future(self, op: str, **fields: Any) -> Future:
-        future: Future = Future()
+    def _future(self, op: str, transform: Callable[[Any], Any] | None = None,
+                **fields: Any) -> Job:
+        future = Job(self)
         try:
-            self._request(op, _Pending(op, future=future), **fields)
+            future.request_id = self._request(
+                op, _Pending(op, future=future, transform=transform), **fields)
         except EngineError as exc:
             future.set_exception(exc)
         return future
@@ -367,10 +413,63 @@ class Engine:
         params: GenerationParams,
         json_schema: dict | None = None,
     ) -> Future:
-        """Generate one reply without streaming; with ``json_schema``, constrained to it."""
-        return self._future("complete", system=system,
-                            turns=[{"role": t.role, "content": t.content} for t in turns],
-                            params=asdict(params), json_schema=json_schema)
+        """Generate one reply without streaming (a future of its text); with
+        ``json_schema``, constrained to it. A side job: see :meth:`side_job`."""
+        return self._future("complete", transform=lambda value: Reply(**value).text,
+                            system=system, turns=_turns_json(turns), params=asdict(params),
+                            json_schema=json_schema)
+
+    def side_job(
+        self,
+        system: str,
+        turns: list[Turn] | tuple[Turn, ...],
+        params: GenerationParams,
+        json_schema: dict | None = None,
+    ) -> ReplyStream:
+        """A side job (a draft, a summary, a title) as a stream: iterate for progress,
+        ``cancel()`` to stop it; ``wait()`` gives a :class:`Reply` with its text and figures.
+
+        It never costs the conversation its KV cache: whatever the last chat or prefill
+        left cached is kept aside while it runs and is there again for the next turn
+        (``Reply.kept`` says how). A side job whose prompt starts with the conversation's
+        (the same system prompt and turns, then a user turn with the instruction) reuses
+        it and evaluates only the instruction.
+        """
+        stream = ReplyStream(self)
+        try:
+            stream.request_id = self._request(
+                "complete", _Pending("complete", stream=stream), system=system,
+                turns=_turns_json(turns), params=asdict(params), json_schema=json_schema,
+                stream=True)
+        except EngineError as exc:
+            stream._finish(Reply(status="error", error=str(exc)))
+            return stream
+        if stream.cancel_event.is_set():
+            self._cancel(stream)
+        return stream
+
+    def prefill(self, request: ChatRequest, draft: str = "") -> Job:
+        """Evaluate what the next chat will start with, before it is asked: ``request``'s
+        system prompt, summary and turns (the history, without the new message), then a
+        user turn beginning with ``draft`` (the message being typed; its last, unfinished
+        word is left for the chat). A later :meth:`chat` whose prompt starts the same way
+        evaluates only the rest. Runs in small chunks; any other request that comes in goes
+        first after the current chunk (a newer prefill continues this one's work).
+        Resolves to a :class:`Prefill`. If ``request.turns`` ends with a user turn, the
+        draft continues it (as consecutive messages are sent as one)."""
+        return self._future("prefill", transform=lambda value: Prefill(**value),
+                            request=_request_json(request), draft=draft)
+
+    def fold(self, request: ChatRequest, headroom: int = FOLD_HEADROOM) -> Job:
+        """Fold ahead of time, after a reply: if ``request`` (the history so far, ending
+        with the reply) leaves less than ``headroom`` tokens for the next message, fold its
+        oldest turns into the running summary now and prefill the shorter prompt, so the
+        next chat neither folds nor waits; when it still fits, prefill it for the next
+        message (``Fold.prefill``). Resolves to a :class:`Fold`; the caller keeps
+        its summary and drops its ``folded`` oldest turns, as for a reply that folded. A
+        chat or side job that comes in stops it (status "preempted", nothing changed)."""
+        return self._future("fold", transform=_fold_result, request=_request_json(request),
+                            headroom=headroom)
 
     # explicit requests for `haven bench` (the model cannot be reached across the pipe)
     def model_info(self) -> Future:
@@ -382,6 +481,11 @@ class Engine:
     def baseline_decode(self, prompt: str, max_tokens: int, seed: int = 11) -> Future:
         """Decode speed of plain llama-cpp-python inside the model process (no pipe)."""
         return self._future("raw_decode", prompt=prompt, max_tokens=max_tokens, seed=seed)
+
+    def baseline_prefill(self, system: str, turns: list[Turn]) -> Future:
+        """Prompt evaluation of plain llama-cpp-python (``reset``, ``eval``) in the model
+        process: {"tokens", "seconds"}. It replaces whatever was cached."""
+        return self._future("raw_prefill", system=system, turns=_turns_json(turns))
 
     # ---- cancelling --------------------------------------------------------------------
 
@@ -458,7 +562,13 @@ class Engine:
         if pending.stream is not None:
             pending.stream._finish(Reply(**value))
         elif pending.future is not None and not pending.future.done():
-            pending.future.set_result(value)
+            try:
+                result = pending.transform(value) if pending.transform else value
+            except Exception as exc:  # a malformed answer: a clear failure, not a hang
+                pending.future.set_exception(EngineError(f"the model process answered "
+                                                         f"oddly ({type(exc).__name__})"))
+                return
+            pending.future.set_result(result)
 
     def _failed(self, pending: _Pending, kind: str, message: str) -> None:
         if pending.op == "load":
@@ -470,7 +580,11 @@ class Engine:
             pending.stream._finish(Reply(text=pending.stream._shown(), status=status,
                                          error=None if kind == "cancelled" else message))
         elif pending.future is not None and not pending.future.done():
-            pending.future.set_exception(EngineError(message))
+            if kind == "cancelled" and pending.op in ("prefill", "fold"):
+                pending.future.set_result(Prefill("cancelled") if pending.op == "prefill"
+                                          else Fold("cancelled"))
+            else:
+                pending.future.set_exception(EngineError(message))
 
     # ---- when the child dies -------------------------------------------------------------
 
@@ -603,10 +717,19 @@ def _describe_exit(code: int) -> str:
     return f"exit code {code}"
 
 
+def _turns_json(turns) -> list[dict]:
+    return [{"role": t.role, "content": t.content} for t in turns]
+
+
+def _fold_result(value: dict) -> Fold:
+    prefill = value.pop("prefill", None)
+    return Fold(**value, prefill=Prefill(**prefill) if prefill else None)
+
+
 def _request_json(request: ChatRequest) -> dict:
     return {
         "system": request.system,
-        "turns": [{"role": t.role, "content": t.content} for t in request.turns],
+        "turns": _turns_json(request.turns),
         "summary": request.summary,
         "fold_instruction": request.fold_instruction,
         "params": asdict(request.params),

@@ -43,11 +43,18 @@ class ReplyChunk:
 
 @dataclass
 class Reply:
-    """How a reply ended.
+    """How a reply (or a side job's text) ended.
 
     ``status`` is "complete", "cancelled" or "error"; ``summary`` and ``folded`` tell the
     caller that ``folded`` of the oldest turns were folded into a new running summary,
     which the caller should keep (the engine keeps nothing between requests).
+
+    ``prompt_tokens`` is the whole prompt; ``evaluated_prompt_tokens`` what llama.cpp had to
+    evaluate for it (the rest was reused from the KV cache: a previous turn, a prefill);
+    ``prompt_seconds`` how long that took. ``kept`` says how a side job left the
+    conversation's cache alone: "extended" (its prompt continued the conversation's),
+    "sequence" (the conversation waited in a second KV sequence), "copy" (its KV state was
+    copied out and back, in memory), or "" (a chat turn, or nothing was cached).
     """
 
     text: str = ""
@@ -60,3 +67,38 @@ class Reply:
     generated_tokens: int = 0
     time_to_first_token: float | None = None
     fold_seconds: float = 0.0
+    prompt_seconds: float = 0.0
+    kept: str = ""
+
+    @property
+    def reused_prompt_tokens(self) -> int:
+        return self.prompt_tokens - self.evaluated_prompt_tokens
+
+
+@dataclass(frozen=True)
+class Prefill:
+    """What a prefill did. ``status``: "done" (the prefix is in the KV cache), "preempted"
+    (another request came; what was evaluated so far stays cached), "superseded" (a newer
+    prefill was already waiting), "too long" (the prefix does not fit the context: the next
+    chat folds), "cancelled"."""
+
+    status: str
+    prompt_tokens: int = 0
+    evaluated_tokens: int = 0
+    reused_tokens: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Fold:
+    """A fold done ahead of time (:meth:`app.llm.Engine.fold`). ``folded`` of the oldest
+    turns now live in ``summary``, which the caller keeps as the running summary (as for a
+    :class:`Reply` that folded); 0 when the conversation still fits. ``status``: "done",
+    "not needed", "preempted" (a chat came first; nothing changed), "cancelled"."""
+
+    status: str
+    folded: int = 0
+    summary: str | None = None
+    seconds: float = 0.0
+    prompt_tokens: int = 0
+    prefill: Prefill | None = None

@@ -17,11 +17,12 @@ import json
 import logging
 import os
 import queue
+import re
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from multiprocessing.connection import Connection
@@ -37,6 +38,19 @@ log = logging.getLogger("haven.model")
 
 SUMMARY_TOKENS = 160  # the fold prompt asks for at most 120 words
 SAFETY_MARGIN = 8
+# A prefill evaluates this many tokens at a time and looks for waiting requests in between,
+# so a chat (or anything else) waits at most one chunk: 16 tokens is about 0.25 s on the
+# Llama-3.2-3B shape with 2 threads (64 was up to a second). See README "Performance".
+PREFILL_CHUNK = 16
+# The conversation can wait in a second KV sequence while a side job runs (no copy), when
+# the context has room for both; otherwise its KV state is copied out and back, in memory.
+SEQUENCES = 2
+CONVERSATION, PARKED = 0, 1
+DRAFT_MARK = "\u27eahaven-draft\u27eb"  # cut point in a rendered prompt (never sent to the model)
+
+
+class Preempted(Exception):
+    """A preemptible job stopped because another request is waiting."""
 
 
 class EngineError(Exception):
@@ -100,6 +114,11 @@ class Worker:
         """Another request is queued (a preemptible job should yield; see protocol)."""
         return not self._jobs.empty()
 
+    def waiting_ops(self) -> set[str]:
+        """The ops of the requests waiting in the queue ("shutdown" for the end)."""
+        with self._jobs.mutex:
+            return {m.get("op", "") if m is not None else "shutdown" for m in self._jobs.queue}
+
     def _aborted(self) -> bool:
         return self._abort.is_set()
 
@@ -127,7 +146,7 @@ class Worker:
                 raise EngineError(f"unknown request {op!r}")
             value = handler(request_id, message)
             self.emit({"id": request_id, "ev": "result", "value": value})
-        except Cancelled:
+        except (Cancelled, Preempted):
             self.emit({"id": request_id, "ev": "error", "kind": "cancelled", "message": "cancelled"})
         except (EngineError, TemplateError) as exc:
             self.emit({"id": request_id, "ev": "error", "kind": "engine", "message": str(exc)})
@@ -249,11 +268,137 @@ class Worker:
         tokens = self._tokenize(rendered.prompt, add_bos=not rendered.includes_bos)
         return tokens, rendered.stop
 
+    def _prefix_tokens(self, system: str, turns: Sequence[Turn], draft: str) -> list[int] | None:
+        """The tokens every later prompt for (``system``, ``turns`` + a user message starting
+        with ``draft``) begins with: the rendered prompt up to the draft's last whole word,
+        less one token. None if the template hides where the newest message starts."""
+        assert self._template is not None
+        stable = stable_draft(draft)
+        history = list(turns)
+        if history and history[-1].role == "user":  # consecutive messages are sent as one
+            history[-1] = Turn("user", f"{history[-1].content}\n\n{stable}{DRAFT_MARK}")
+        else:
+            history.append(Turn("user", stable + DRAFT_MARK))
+        rendered = self._template.render(system, history)
+        at = rendered.prompt.find(DRAFT_MARK)
+        if at < 0:
+            return None
+        tokens = self._tokenize(rendered.prompt[:at], add_bos=not rendered.includes_bos)
+        return tokens[:-1]  # the last token may merge with what follows
+
+    # ---- the KV cache ------------------------------------------------------------------
+
+    def _memory(self):
+        import llama_cpp
+
+        return llama_cpp.llama_get_memory(self._llm._ctx.ctx)
+
+    def _forget_from(self, position: int) -> int:
+        """Drop the conversation's cached tokens from ``position`` on; returns what is kept
+        (0 if llama.cpp cannot cut this cache there)."""
+        import llama_cpp
+
+        llm = self._llm
+        memory = self._memory()
+        if position > 0 and not llama_cpp.llama_memory_seq_rm(memory, CONVERSATION, position, -1):
+            position = 0
+        if position > 0 and llama_cpp.llama_memory_seq_pos_min(memory, CONVERSATION) > 0:
+            position = 0  # a sliding-window cache that has dropped its start: start over
+        if position == 0:
+            llama_cpp.llama_memory_seq_rm(memory, CONVERSATION, -1, -1)
+        llm.n_tokens = position
+        return position
+
+    def _evaluate(self, tokens: list[int], preempt: Callable[[bool], bool] | None = None,
+                  chunk: int | None = None, for_reply: bool = True) -> tuple[int, int, float]:
+        """Bring the KV cache to ``tokens``: reuse the longest cached prefix and evaluate the
+        rest, in chunks of ``chunk`` (llama.cpp's batch by default). Returns (reused,
+        evaluated, seconds). ``for_reply``: a reply follows, so the cache must end exactly at
+        ``tokens`` and hold the last token's logits (it is evaluated again if a side job or a
+        prefill left the cache there). ``preempt(worked)`` is asked before each chunk
+        (``worked``: a chunk has been done); when it says so, :class:`Preempted` is raised
+        and what was evaluated stays cached. A cancel aborts llama.cpp mid-chunk.
+        """
+        llm = self._llm
+        cached = llm.n_tokens
+        same = _common_prefix(llm.input_ids[:cached], tokens)
+        stale = getattr(llm, "_requires_eval", False)
+        if same == len(tokens) and (not for_reply or (same == cached and not stale)):
+            return same, 0, 0.0
+        if same >= len(tokens):
+            same = len(tokens) - 1
+        if same < cached:
+            same = self._forget_from(same)
+        started = time.perf_counter()
+        step = max(1, min(chunk or llm.n_batch, llm.n_batch))
+        position = same
+        try:
+            while position < len(tokens):
+                if self._aborted():
+                    raise Cancelled()
+                if preempt is not None and preempt(position > same):
+                    raise Preempted()
+                llm.eval(tokens[position:position + step])
+                position = llm.n_tokens
+        except RuntimeError:
+            if self._aborted():  # llama_decode aborted by our callback
+                raise Cancelled() from None
+            raise
+        return same, len(tokens) - same, time.perf_counter() - started
+
+    @contextmanager
+    def _keeping_conversation(self, tokens: list[int], room: int) -> Iterator[str]:
+        """Run a side job (a draft, a summary, a fold) without costing the conversation its
+        cached prompt; yields how it was kept (see :class:`Reply`.kept)."""
+        import llama_cpp
+
+        llm = self._llm
+        kept = llm.n_tokens
+        ids = llm.input_ids[:kept].copy()
+        shared = _common_prefix(ids, tokens)
+        memory = self._memory()
+        ctx = llm._ctx.ctx
+        saved = None
+        if kept == 0:
+            how = ""
+        elif shared >= kept:
+            how = "extended"
+        elif kept + len(tokens) - shared + room <= self._n_ctx:
+            how = "sequence"
+            llama_cpp.llama_memory_seq_rm(memory, PARKED, -1, -1)
+            llama_cpp.llama_memory_seq_cp(memory, CONVERSATION, PARKED, -1, -1)
+        else:
+            how = "copy"
+            size = llama_cpp.llama_state_seq_get_size(ctx, CONVERSATION)
+            saved = (ctypes.c_uint8 * size)()
+            size = llama_cpp.llama_state_seq_get_data(ctx, saved, size, CONVERSATION)
+        try:
+            yield how
+        finally:
+            if how == "extended":
+                llama_cpp.llama_memory_seq_rm(memory, CONVERSATION, kept, -1)
+            elif how == "sequence":
+                llama_cpp.llama_memory_seq_rm(memory, CONVERSATION, -1, -1)
+                llama_cpp.llama_memory_seq_cp(memory, PARKED, CONVERSATION, -1, -1)
+                llama_cpp.llama_memory_seq_rm(memory, PARKED, -1, -1)
+            elif how == "copy":
+                llama_cpp.llama_memory_seq_rm(memory, CONVERSATION, -1, -1)
+                if not llama_cpp.llama_state_seq_set_data(ctx, saved, size, CONVERSATION):
+                    log.warning("could not restore the conversation's KV state")
+                    kept = 0
+                del saved
+            if how:
+                llm.input_ids[:kept] = ids[:kept]
+                llm.n_tokens = kept
+                if hasattr(llm, "_requires_eval"):
+                    llm._requires_eval = True  # the logits are the side job's
+
     # ---- chat --------------------------------------------------------------------------
 
     def _op_chat(self, request_id: int, message: dict) -> dict:
         request = chat_request_from_json(message["request"])
         reply = Reply()
+        started = time.perf_counter()
         try:
             self._require_model()
             if self._aborted():
@@ -261,7 +406,9 @@ class Worker:
             tokens, stop, summary, folded, fold_s = self._fit(request)
             reply.summary, reply.folded, reply.fold_seconds = summary, folded, fold_s
             reply.prompt_tokens = len(tokens)
-            self._generate(request_id, tokens, stop, request.params, reply)
+            reused, evaluated, seconds = self._evaluate(tokens)
+            reply.evaluated_prompt_tokens, reply.prompt_seconds = evaluated, seconds
+            self._generate(request_id, tokens, stop, request.params, reply, started)
         except Cancelled:
             reply.status = "cancelled"
         except (EngineError, TemplateError) as exc:
@@ -276,11 +423,15 @@ class Worker:
                 reply.error = f"the model stopped unexpectedly ({type(exc).__name__})"
         return asdict(reply)
 
-    def _fit(self, request: ChatRequest):
-        """Return prompt tokens that fit n_ctx with room for the reply, folding if needed."""
-        limit = self._n_ctx - request.params.max_tokens - SAFETY_MARGIN
+    def _limit(self, params: GenerationParams) -> int:
+        limit = self._n_ctx - params.max_tokens - SAFETY_MARGIN
         if limit < 64:
             raise EngineError("the context window is too small for the reply length")
+        return limit
+
+    def _fit(self, request: ChatRequest):
+        """Return prompt tokens that fit n_ctx with room for the reply, folding if needed."""
+        limit = self._limit(request.params)
         turns = list(request.turns)
         summary = request.summary
         system = budget.compose_system(request.system, summary)
@@ -289,9 +440,7 @@ class Worker:
             return tokens, stop, None, 0, 0.0
 
         started = time.perf_counter()
-        fixed = len(self._prompt_tokens(request.system, [])[0]) + 16
-        costs = [len(self._tokenize(t.content)) + 8 for t in turns]
-        fold = budget.turns_to_fold([t.role for t in turns], costs, fixed, limit, SUMMARY_TOKENS)
+        fold = self._turns_to_fold(request.system, turns, limit)
         if fold > 0:
             summary = self._fold(summary, turns[:fold], request.fold_instruction)
             turns = turns[fold:]
@@ -311,7 +460,13 @@ class Worker:
             turns[longest] = Turn(turns[longest].role, clipped)
         return tokens, stop, (summary if fold > 0 else None), fold, time.perf_counter() - started
 
-    def _fold(self, summary: str | None, turns: list[Turn], instruction: str) -> str:
+    def _turns_to_fold(self, system: str, turns: list[Turn], limit: int) -> int:
+        fixed = len(self._prompt_tokens(system, [])[0]) + 16
+        costs = [len(self._tokenize(t.content)) + 8 for t in turns]
+        return budget.turns_to_fold([t.role for t in turns], costs, fixed, limit, SUMMARY_TOKENS)
+
+    def _fold(self, summary: str | None, turns: list[Turn], instruction: str,
+              preempt: Callable[[], bool] | None = None) -> str:
         """Fold ``turns`` into the running summary, in chunks that fit the context."""
         room = self._n_ctx - SUMMARY_TOKENS - 256 - len(self._tokenize(instruction))
         chunk: list[Turn] = []
@@ -324,15 +479,16 @@ class Worker:
                                                           self._detokenize))
                 cost = room // 2 + 16
             if chunk and chunk_cost + cost > room:
-                summary = self._summarise_chunk(summary, chunk, instruction)
+                summary = self._summarise_chunk(summary, chunk, instruction, preempt)
                 chunk, chunk_cost = [], 0
             chunk.append(turn)
             chunk_cost += cost
         if chunk:
-            summary = self._summarise_chunk(summary, chunk, instruction)
+            summary = self._summarise_chunk(summary, chunk, instruction, preempt)
         return summary or ""
 
-    def _summarise_chunk(self, summary: str | None, turns: list[Turn], instruction: str) -> str:
+    def _summarise_chunk(self, summary: str | None, turns: list[Turn], instruction: str,
+                         preempt: Callable[[], bool] | None = None) -> str:
         body = ""
         if summary:
             body += f"Summary so far:\n{summary.strip()}\n\n"
@@ -340,13 +496,35 @@ class Worker:
         tokens, stop = self._prompt_tokens(instruction, [Turn("user", body)])
         params = GenerationParams(temperature=0.3, top_p=0.9, repeat_penalty=1.1,
                                   max_tokens=SUMMARY_TOKENS, seed=-1)
-        text = self._complete(tokens, stop, params)
+        text = self._side_job(tokens, stop, params, preempt=preempt).text
         return text.strip() or (summary or "")
 
-    def _complete(self, tokens: list[int], stop, params: GenerationParams, grammar=None) -> str:
-        return "".join(self._token_stream(tokens, stop, params, grammar))
+    def _side_job(self, tokens: list[int], stop, params: GenerationParams, grammar=None,
+                  on_piece: Callable[[str], None] | None = None,
+                  preempt: Callable[[], bool] | None = None) -> Reply:
+        """Generate from ``tokens`` with the conversation's cache kept aside (and reused as
+        far as ``tokens`` starts with it)."""
+        reply = Reply(prompt_tokens=len(tokens))
+        started = time.perf_counter()
+        parts: list[str] = []
+        with self._keeping_conversation(tokens, params.max_tokens) as how:
+            reply.kept = how
+            _, reply.evaluated_prompt_tokens, reply.prompt_seconds = self._evaluate(
+                tokens, preempt=None if preempt is None else lambda _worked: preempt(),
+                chunk=None if preempt is None else PREFILL_CHUNK)
+            try:
+                for text in self._token_stream(tokens, stop, params, grammar, preempt):
+                    if reply.time_to_first_token is None:
+                        reply.time_to_first_token = time.perf_counter() - started
+                    parts.append(text)
+                    if on_piece is not None:
+                        on_piece(text)
+            finally:
+                reply.text = "".join(parts)
+        return reply
 
-    def _token_stream(self, tokens: list[int], stop, params: GenerationParams, grammar=None):
+    def _token_stream(self, tokens: list[int], stop, params: GenerationParams, grammar=None,
+                      preempt: Callable[[], bool] | None = None):
         kwargs: dict[str, Any] = dict(
             prompt=tokens,
             max_tokens=params.max_tokens,
@@ -365,6 +543,8 @@ class Worker:
             for chunk in generator:
                 if self._aborted():
                     raise Cancelled()
+                if preempt is not None and preempt():
+                    raise Preempted()
                 text = chunk["choices"][0]["text"]
                 if text:
                     yield text
@@ -375,12 +555,12 @@ class Worker:
         finally:
             generator.close()
 
-    def _generate(self, request_id: int, tokens, stop, params, reply: Reply) -> None:
+    def _generate(self, request_id: int, tokens, stop, params, reply: Reply,
+                  started: float) -> None:
         import llama_cpp
 
         ctx = self._llm._ctx.ctx
         llama_cpp.llama_perf_context_reset(ctx)
-        started = time.perf_counter()
         parts: list[str] = []
         try:
             for text in self._token_stream(tokens, stop, params):
@@ -390,13 +570,90 @@ class Worker:
                 self.emit({"id": request_id, "ev": "piece", "text": text})
         finally:
             reply.text = "".join(parts)
-            perf = llama_cpp.llama_perf_context(ctx)
-            reply.evaluated_prompt_tokens = int(perf.n_p_eval)
-            reply.generated_tokens = int(perf.n_eval)
+            reply.generated_tokens = int(llama_cpp.llama_perf_context(ctx).n_eval)
+
+    # ---- prefill: the prompt before Enter ------------------------------------------------
+
+    def _op_prefill(self, request_id: int, message: dict) -> dict:
+        """Evaluate what the next chat's prompt starts with, in preemptible chunks."""
+        self._require_model()
+        if self._aborted():
+            raise Cancelled()
+        request = chat_request_from_json(message["request"])
+        if "prefill" in self.waiting_ops():  # a newer draft is already waiting
+            return {"status": "superseded"}
+        system = budget.compose_system(request.system, request.summary)
+        tokens = self._prefix_tokens(system, request.turns, str(message.get("draft") or ""))
+        if not tokens:
+            return {"status": "done"}
+        if len(tokens) > self._limit(request.params):
+            return {"status": "too long", "prompt_tokens": len(tokens)}
+        return self._prefill(tokens)
+
+    def _prefill(self, tokens: list[int]) -> dict:
+        figures = {"prompt_tokens": len(tokens)}
+        started = time.perf_counter()
+        before = self._llm.n_tokens
+        reused = _common_prefix(self._llm.input_ids[:before], tokens)
+        def preempt(worked: bool) -> bool:
+            # anything but a newer prefill goes first at once; a newer prefill (which
+            # continues this one's work) after at least one chunk, so typing never starves it
+            waiting = self.waiting_ops()
+            return bool(waiting - {"prefill"}) or (worked and bool(waiting))
+
+        try:
+            reused, evaluated, _ = self._evaluate(tokens, preempt=preempt,
+                                                  chunk=PREFILL_CHUNK, for_reply=False)
+            status = "done"
+        except Preempted:
+            evaluated = max(self._llm.n_tokens - reused, 0)
+            status = "preempted"
+        figures.update(status=status, evaluated_tokens=evaluated, reused_tokens=reused,
+                       seconds=time.perf_counter() - started)
+        return figures
+
+    # ---- folding ahead of time -----------------------------------------------------------
+
+    def _op_fold(self, request_id: int, message: dict) -> dict:
+        """Fold the oldest turns now if the next message would bring the context near its
+        limit; then prefill the new prompt. Stops (changing nothing) when a chat or a side
+        job is waiting: a fold never stands between Enter and the first token."""
+        self._require_model()
+        request = chat_request_from_json(message["request"])
+        headroom = int(message.get("headroom", 0))
+        limit = self._limit(request.params) - headroom
+        system = budget.compose_system(request.system, request.summary)
+        turns = list(request.turns)
+        tokens = self._prefix_tokens(system, turns, "") or []
+        if len(tokens) <= limit:  # it fits: have the next message's prefix ready instead
+            prefill = self._prefill(tokens) if tokens else None
+            return {"status": "not needed", "prompt_tokens": len(tokens), "prefill": prefill}
+        started = time.perf_counter()
+        # fold as the next chat would, with its message still to come (a user turn)
+        fold = min(self._turns_to_fold(request.system, [*turns, Turn("user", "")], limit),
+                   len(turns))
+        if fold == 0:
+            prefill = self._prefill(tokens) if tokens else None
+            return {"status": "not needed", "prompt_tokens": len(tokens), "prefill": prefill}
+
+        def urgent() -> bool:
+            return bool(self.waiting_ops() & {"chat", "complete", "shutdown", "load", "unload"})
+
+        try:
+            summary = self._fold(request.summary, turns[:fold], request.fold_instruction,
+                                 preempt=urgent)
+        except Preempted:
+            return {"status": "preempted", "prompt_tokens": len(tokens)}
+        seconds = time.perf_counter() - started
+        kept = turns[fold:]
+        prefix = self._prefix_tokens(budget.compose_system(request.system, summary), kept, "")
+        prefill = self._prefill(prefix) if prefix else None
+        return {"status": "done", "folded": fold, "summary": summary, "seconds": seconds,
+                "prompt_tokens": len(prefix or []), "prefill": prefill}
 
     # ---- one-shot completions (summaries, titles, structured drafts) --------------------
 
-    def _op_complete(self, request_id: int, message: dict) -> str:
+    def _op_complete(self, request_id: int, message: dict) -> dict:
         self._require_model()
         system = message["system"]
         turns = [Turn(t["role"], t["content"]) for t in message["turns"]]
@@ -407,7 +664,7 @@ class Worker:
             from llama_cpp import LlamaGrammar
 
             grammar = LlamaGrammar.from_json_schema(json.dumps(json_schema), verbose=False)
-        limit = self._n_ctx - params.max_tokens - SAFETY_MARGIN
+        limit = self._limit(params)
         tokens, stop = self._prompt_tokens(system, turns)
         while len(tokens) > limit and len(turns) > 1:
             turns = turns[1:]
@@ -418,7 +675,12 @@ class Worker:
             turns[-1] = Turn(turns[-1].role, budget.clip_middle(turns[-1].content, content_tokens,
                                                                 keep, self._detokenize))
             tokens, stop = self._prompt_tokens(system, turns)
-        return self._complete(tokens, stop, params, grammar)
+        on_piece = None
+        if message.get("stream"):
+            def on_piece(text: str) -> None:
+                self.emit({"id": request_id, "ev": "piece", "text": text})
+        reply = self._side_job(tokens, stop, params, grammar, on_piece=on_piece)
+        return asdict(reply)
 
     # ---- figures for `haven bench` -------------------------------------------------------
 
@@ -447,6 +709,36 @@ class Worker:
         elapsed = time.perf_counter() - (first or time.perf_counter())
         return {"tokens": count, "seconds": elapsed}
 
+    def _op_raw_prefill(self, request_id: int, message: dict) -> dict:
+        """Plain llama-cpp-python prompt evaluation (``reset``, then ``eval`` in its own
+        batches), as its ``create_completion`` does for a new prompt: the baseline for
+        prefill speed. Leaves that prompt in the cache."""
+        llm = self._require_model()
+        turns = [Turn(t["role"], t["content"]) for t in message["turns"]]
+        tokens, _ = self._prompt_tokens(message["system"], turns)
+        llm.reset()
+        started = time.perf_counter()
+        llm.eval(tokens)
+        return {"tokens": len(tokens), "seconds": time.perf_counter() - started}
+
+
+def stable_draft(text: str) -> str:
+    """The part of a message being typed whose tokens will not change as the person types
+    on: everything before its last run of whitespace (the last word may still grow)."""
+    match = re.search(r"\s+\S*$", text)
+    return text[: match.start()] if match else ""
+
+
+def _common_prefix(cached: Sequence[int], tokens: Sequence[int]) -> int:
+    """How many leading tokens two sequences share."""
+    import numpy as np
+
+    n = min(len(cached), len(tokens))
+    if n == 0:
+        return 0
+    differ = np.flatnonzero(np.asarray(cached[:n]) != np.asarray(tokens[:n]))
+    return int(differ[0]) if differ.size else n
+
 
 def chat_request_from_json(data: dict) -> ChatRequest:
     return ChatRequest(
@@ -461,16 +753,20 @@ def chat_request_from_json(data: dict) -> ChatRequest:
 @contextmanager
 def _model_params(report: Callable[[float], bool], plan: buffers.BufferPlan, patterns: list[str]):
     """Have llama.cpp report loading progress (0.0-1.0) to ``report``, load with ``plan``,
-    and keep llama-cpp-python's own template handling away from the file's template.
+    give the context a second KV sequence, and keep llama-cpp-python's own template
+    handling away from the file's template.
 
-    llama-cpp-python's ``Llama`` takes neither a progress callback nor buffer choices, but
-    builds its model parameters from ``llama_model_default_params()`` while loading; for
-    that call the defaults carry ours.
+    llama-cpp-python's ``Llama`` takes neither a progress callback nor buffer choices nor a
+    sequence count, but builds its model and context parameters from
+    ``llama_model_default_params()`` and ``llama_context_default_params()`` while loading;
+    for those calls the defaults carry ours. The second sequence shares the context's cells
+    (``kv_unified``: no extra memory) and holds the conversation while a side job runs.
     """
     import llama_cpp.llama_chat_format as chat_format
     import llama_cpp.llama_cpp as lc
 
     original = lc.llama_model_default_params
+    original_context = lc.llama_context_default_params
     original_formatter = chat_format.Jinja2ChatFormatter
     keep: list[object] = []
 
@@ -487,7 +783,14 @@ def _model_params(report: Callable[[float], bool], plan: buffers.BufferPlan, pat
         keep.append(buffers.apply(params, plan, patterns))
         return params
 
+    def context_with_ours():
+        params = original_context()
+        params.n_seq_max = SEQUENCES
+        params.kv_unified = True
+        return params
+
     lc.llama_model_default_params = with_ours
+    lc.llama_context_default_params = context_with_ours
     # Llama() compiles the file's chat templates with an unbounded sandbox of its own (and
     # a syntax error escapes as a Jinja exception). Haven never uses those handlers: its
     # own bounded sandbox (app.llm.templates) checks and renders the template.
@@ -496,6 +799,7 @@ def _model_params(report: Callable[[float], bool], plan: buffers.BufferPlan, pat
         yield
     finally:
         lc.llama_model_default_params = original
+        lc.llama_context_default_params = original_context
         chat_format.Jinja2ChatFormatter = original_formatter
 
 

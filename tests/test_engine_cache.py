@@ -1,0 +1,152 @@
+"""The KV cache on the real Gemma 3 270M GGUF: prefill before Enter, side jobs that keep the
+conversation's cache, folds ahead of time. Every assertion counts tokens, never time."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.llm import ChatRequest, Engine, GenerationParams, ModelSpec, Turn
+
+pytestmark = pytest.mark.model
+SYSTEM = "You are a warm, brief companion. Listen, reflect, and ask one gentle question. " * 6
+FOLD = "Summarise the conversation so far in a few sentences."
+
+
+@pytest.fixture(scope="module")
+def engine(gemma_gguf):
+    running = Engine()
+    running.load(ModelSpec(gemma_gguf, "gemma-test", "gemma", n_ctx=2048, threads=2)).result(120)
+    yield running
+    running.close()
+
+
+def request(turns, max_tokens=16, summary=None):
+    return ChatRequest(system=SYSTEM, turns=tuple(turns), summary=summary,
+                       fold_instruction=FOLD, params=GenerationParams(max_tokens=max_tokens, seed=7))
+
+
+def chat(engine, turns, **kwargs):
+    reply = engine.chat(request(turns, **kwargs)).wait(120)
+    assert reply.status == "complete", reply.error
+    return reply
+
+
+def test_prefill_evaluates_the_system_prompt_and_the_draft_so_enter_evaluates_little(engine):
+    engine.complete("Reply with one word.", [Turn("user", "Hello")],  # something else cached
+                    GenerationParams(max_tokens=4)).result(120)
+    opening = engine.prefill(request([])).result(120)
+    assert opening.status == "done"
+    assert opening.evaluated_tokens > 80  # the whole system prompt, before anything is typed
+    typed = "I had a long day at work and my manager said"
+    early = engine.prefill(request([]), draft=typed[:20]).result(120)
+    later = engine.prefill(request([]), draft=typed).result(120)
+    assert early.status == later.status == "done"
+    assert early.reused_tokens >= opening.prompt_tokens  # each step only adds the new words
+    assert 0 < later.evaluated_tokens < 16 and later.reused_tokens >= early.prompt_tokens
+    reply = chat(engine, [Turn("user", typed + " nothing at all.")])
+    assert reply.prompt_tokens > later.prompt_tokens
+    # Enter evaluates the last words and the template's closing tokens, nothing more
+    assert reply.evaluated_prompt_tokens <= reply.prompt_tokens - later.prompt_tokens + 1
+    assert reply.reused_prompt_tokens >= later.prompt_tokens - 1
+
+
+def test_the_next_turn_prefilled_after_a_reply(engine):
+    turns = [Turn("user", "I keep thinking about the meeting on Monday.")]
+    first = chat(engine, turns)
+    turns.append(Turn("assistant", first.text))
+    ready = engine.prefill(request(turns), draft="Yes, I think everyone saw me ").result(120)
+    assert ready.status == "done" and ready.reused_tokens > first.prompt_tokens // 2
+    reply = chat(engine, [*turns, Turn("user", "Yes, I think everyone saw me stumble.")])
+    assert reply.evaluated_prompt_tokens <= reply.prompt_tokens - ready.prompt_tokens + 1
+
+
+def test_a_prefill_gives_way_to_a_chat_after_at_most_one_chunk(engine):
+    from app.llm.worker import PREFILL_CHUNK
+
+    history = [Turn("user", "Hello."), Turn("assistant", "Hello, how are you?")]
+    job = engine.prefill(request(history), draft="word " * 1700)
+    stream = engine.chat(request([Turn("user", "Something else entirely.")]))
+    result = job.result(120)
+    assert result.status == "preempted"
+    assert result.evaluated_tokens <= PREFILL_CHUNK
+    assert stream.wait(120).status == "complete"
+
+
+def test_a_prefill_can_be_stopped(engine):
+    job = engine.prefill(request([]), draft="word " * 1700)
+    job.stop()
+    assert job.result(120).status in ("cancelled", "done")
+    assert chat(engine, [Turn("user", "Are you still there?")]).status == "complete"
+
+
+def test_a_side_job_does_not_cost_the_conversation_its_cache(engine):
+    turns = [Turn("user", "Work has been a lot this week and I cannot switch off at night.")]
+    first = chat(engine, turns)
+    turns.append(Turn("assistant", first.text))
+    # a title: a different prompt altogether; the conversation waits in a second sequence
+    title = engine.side_job("Write a three-word title.", [Turn("user", "Work stress, sleep")],
+                            GenerationParams(max_tokens=8)).wait(120)
+    assert title.status == "complete" and title.kept == "sequence"
+    assert title.reused_prompt_tokens < 8  # only the template's opening tokens are shared
+    turns.append(Turn("user", "Mostly I lie awake going over emails."))
+    after = chat(engine, turns)
+    assert after.evaluated_prompt_tokens < 32  # the new message, not the whole history
+    assert after.reused_prompt_tokens > first.prompt_tokens
+
+
+def test_a_side_job_that_continues_the_conversation_reuses_it(engine):
+    turns = [Turn("user", "My friend did not answer my message and I think she is angry.")]
+    first = chat(engine, turns)
+    turns.append(Turn("assistant", first.text))
+    ask = Turn("user", "Draft a thought record from this conversation as JSON.")
+    draft = engine.side_job(SYSTEM, [*turns, ask], GenerationParams(max_tokens=24)).wait(120)
+    assert draft.status == "complete" and draft.kept == "extended"
+    assert draft.evaluated_prompt_tokens < 40  # the instruction, not the conversation
+    turns.append(Turn("user", "She usually answers within an hour."))
+    after = chat(engine, turns)
+    assert after.evaluated_prompt_tokens < 32
+
+
+def test_a_side_job_streams_and_can_be_cancelled(engine):
+    stream = engine.side_job("Tell a long story.", [Turn("user", "Once upon a time")],
+                             GenerationParams(max_tokens=300, temperature=0.9))
+    pieces = iter(stream)
+    first = next(pieces)
+    stream.cancel()
+    rest = list(pieces)
+    reply = stream.wait(60)
+    assert reply.status == "cancelled" and reply.text == first + "".join(rest)
+
+
+def test_a_fold_ahead_of_time_leaves_the_next_message_nothing_to_fold(engine):
+    turns = []
+    for i in range(18):
+        turns.append(Turn("user", f"Message {i}: I keep worrying about work and sleep. " * 4))
+        turns.append(Turn("assistant", f"Reply {i}: that sounds hard, tell me more. " * 3))
+    fold = engine.fold(request(turns, max_tokens=64), headroom=256).result(300)
+    assert fold.status == "done", fold
+    assert fold.folded > 0 and fold.folded % 2 == 0 and fold.summary
+    assert fold.prefill is not None and fold.prefill.status == "done"
+    kept = [*turns[fold.folded:], Turn("user", "What could I try tonight?")]
+    reply = chat(engine, kept, max_tokens=64, summary=fold.summary)
+    assert reply.folded == 0  # nothing folded between Enter and the first token
+    assert reply.evaluated_prompt_tokens < 40
+    assert engine.fold(request(kept[:2])).result(60).status == "not needed"
+
+
+def test_when_two_sequences_do_not_fit_the_conversation_is_copied_aside(gemma_gguf):
+    engine = Engine()
+    try:
+        engine.load(ModelSpec(gemma_gguf, "g", "gemma", n_ctx=512, threads=2)).result(120)
+        turns = [Turn("user", "I had a hard conversation with my sister today. " * 12)]
+        first = chat(engine, turns)
+        turns.append(Turn("assistant", first.text))
+        side = engine.side_job("Summarise this in one line.",
+                               [Turn("user", "notes " * 240)],
+                               GenerationParams(max_tokens=120)).wait(120)
+        assert side.status == "complete" and side.kept == "copy"
+        turns.append(Turn("user", "She said I never listen."))
+        after = chat(engine, turns)
+        assert after.evaluated_prompt_tokens < 32
+    finally:
+        engine.close()
