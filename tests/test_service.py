@@ -261,3 +261,53 @@ def test_switching_models_keeps_the_old_one_until_the_new_one_is_ready(tmp_path)
     assert old.closed.wait(5)  # closed as soon as the new one could answer
     service.shutdown()
     assert new.closed.is_set()
+
+
+@pytest.mark.model
+def test_prefill_goes_through_the_service_and_never_while_haven_replies(tmp_path, gemma_gguf):
+    """Issue 13 through issue 14's service: the draft is evaluated before Enter, never
+    while a reply is in progress, and after a reply the history is made ready."""
+    from app.llm import Engine, ModelSpec
+    from app.settings import GenerationSettings
+
+    paths = DataPaths(tmp_path / "home")
+    paths.ensure()
+    journal = Journal.create(paths.journal, PASSPHRASE)
+    engine = Engine()
+    engine.load(ModelSpec(gemma_gguf, "gemma", "gemma", n_ctx=2048, threads=2)).result(120)
+    svc = HavenService(paths, Settings(country="GB", generation=GenerationSettings(
+        max_tokens=16, seed=3)), journal, engine_factory=lambda spec: engine, start=False)
+    svc.companion.engine = engine
+    try:
+        svc.new_session()
+        assert svc.prefill().result(120).status == "done"
+        text = "Work has been a lot this week and I keep replaying one meeting."
+        assert svc.prefill(text[:40]).result(60).status == "done"
+        seen: list = []
+        replying = threading.Event()
+        over = threading.Event()
+
+        def talk():
+            for event in svc.send(text):
+                seen.append(event)
+                if isinstance(event, Token):
+                    replying.set()
+                    over.wait(60)  # hold the reply open while the UI tries to prefill
+
+        thread = threading.Thread(target=talk)
+        thread.start()
+        assert replying.wait(120)
+        assert svc.prefill("the next words") is None  # a reply is in progress
+        assert svc.prepare_next() is None
+        over.set()
+        thread.join(120)
+        done = [e for e in seen if isinstance(e, ReplyDone)]
+        assert done and done[-1].status == "complete"
+        ready = svc.prepare_next().result(120)
+        assert ready.status == "not needed" and ready.prefill.status == "done"
+        assert svc.prefill("Mostly the part where").result(60).status == "done"
+        svc.stop_prefill()  # nothing running: harmless
+        assert svc.prefill("I want to kill myself tonight") is None  # never reaches the model
+    finally:
+        svc.shutdown()
+        engine.close()

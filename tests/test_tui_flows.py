@@ -4,6 +4,9 @@ settings and the command palette."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
+from app.llm.types import Fold, Prefill
 from app.settings import load_settings
 from app.tui import keys
 from app.tui.screens.chat import ChatScreen
@@ -15,7 +18,8 @@ from app.tui.screens.mood import MoodScreen
 from app.tui.screens.settings import SettingsScreen
 from app.tui.widgets.mood_chart import MoodChart
 from app.tui.widgets.session_list import SessionList
-from tests.test_tui import make_app, send, type_text, unlock
+from tests.scripted_engine import ScriptedEngine
+from tests.test_tui import make_app, send, type_text, unlock, wait_idle
 
 
 async def until(pilot, condition, what: str, tries: int = 200) -> None:
@@ -186,3 +190,45 @@ async def test_closing_can_be_skipped_step_by_step(tmp_path):
         assert closed.ended is not None and closed.next_step is None and closed.mood_after is None
         assert [m.content for m in app.journal.messages(first.id) if m.role == "user"] == [
             "I had a long day at the office"]
+
+
+class ReadAheadEngine(ScriptedEngine):
+    """Records what the chat screen asks to be evaluated ahead of Enter (issue 13)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.prefilled: list[str] = []
+        self.folds: list[int] = []
+
+    def prefill(self, request, draft=""):
+        self.prefilled.append(draft)
+        job = Future()
+        job.stop = lambda: None
+        job.set_result(Prefill(status="done"))
+        return job
+
+    def fold(self, request, headroom=0):
+        self.folds.append(len(request.turns))
+        job = Future()
+        job.stop = lambda: None
+        job.set_result(Fold(status="not needed", prefill=Prefill(status="done")))
+        return job
+
+
+async def test_the_model_reads_ahead_while_the_person_types(tmp_path):
+    engine = ReadAheadEngine(delay=0.005)
+    app, _ = make_app(tmp_path / "home", engine=engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await unlock(pilot)
+        await until(pilot, lambda: "" in engine.prefilled, "the history prefilled once ready")
+        await type_text(pilot, "a long day at work")
+        await until(pilot, lambda: "a long day at work" in engine.prefilled,
+                    "the draft prefilled after a pause in typing")
+        await pilot.press("enter")
+        await wait_idle(pilot, app.screen)
+        await until(pilot, lambda: engine.folds == [2], "the next turn prepared after the reply")
+        # a draft the risk check flags never reaches the model
+        await type_text(pilot, "I want to kill myself tonight")
+        await pilot.pause(0.6)
+        await pilot.pause(0.2)
+        assert "I want to kill myself tonight" not in engine.prefilled

@@ -39,7 +39,7 @@ from app.conversation.timeline import Entry, timeline
 from app.days import DayError, parse_day_range
 from app.export.age_file import AgeError
 from app.export.service import describe_counts, export_journal  # describe_counts: for the export screen
-from app.llm import EngineState, ModelSpec
+from app.llm import EngineState, Job, ModelSpec
 from app.modelhub.catalog import catalog
 from app.modelhub.download import DownloadError, download_catalog_entry
 from app.modelhub.gguf import GGUFError, inspect_gguf
@@ -151,6 +151,7 @@ class HavenService:
         self._listeners: list[Callable[[], None]] = []
         self._closers: list[threading.Thread] = []
         self._loading = None  # a new engine loading while the old one still answers
+        self._ahead_jobs: list[Job] = []  # prefills and folds ahead of time (issue 13)
         self.model_problem: str | None = None
         companion_keys = dict(keys) if keys else None
         self.companion = Companion(journal=journal, engine=None, settings=settings,
@@ -351,7 +352,8 @@ class HavenService:
         The decision (risk check, storing the message) and the end of the reply run under
         the state lock; the model's words stream outside it."""
         with self._call(), self._reply_slot(wait=True):
-            with self._state:
+            self.stop_prefill()  # a reply goes first; a queued prefill would be stale after it
+            with self._state:  # decide keeps a fold done ahead of time (_take_fold)
                 decided = list(self.companion.decide(text, answer))
             pending: PendingReply | None = None
             for item in decided:
@@ -367,6 +369,52 @@ class HavenService:
                 with self._state:
                     ending = self.companion.finish_reply(pending)
             yield from ending
+
+    # ---- before Enter (issue 13) ------------------------------------------------------------
+
+    def prefill(self, draft: str = "") -> Job | None:
+        """Have the model evaluate the next reply's prompt (and the whole words of
+        ``draft``, the message being typed) before Enter. Quick: the request is built under
+        the state lock and handed to the model process, which evaluates it in small chunks.
+
+        Never while Haven replies (or writes the closing summary): None then, and None
+        whenever the companion declines (no ready model, a crisis, an open question, a
+        flagged draft). Preemptible: any reply that comes in goes first in the model
+        process after the current chunk, a newer prefill continues this one's work, and
+        :meth:`stop_prefill` stops it. Returns the engine's job (a future of a Prefill)."""
+        return self._ahead(lambda: self.companion.prefill(draft))
+
+    def prepare_next(self) -> Job | None:
+        """After a reply: fold ahead of time if the context is nearly full, else prefill the
+        history for the next message (see :meth:`Companion.prepare_next`). The fold's
+        summary is kept by the next message's quick step (``decide``), under the lock; a
+        reply that comes first preempts it. None while Haven replies."""
+        return self._ahead(self.companion.prepare_next)
+
+    def _ahead(self, start: Callable[[], Job | None]) -> Job | None:
+        with self._call():
+            if not self._replying.acquire(blocking=False):  # a reply in progress: never
+                return None
+            try:
+                with self._state:
+                    engine = self.companion.engine
+                    if engine is None or not hasattr(engine, "prefill"):
+                        return None  # an engine without prefill (a scripted one)
+                    job = start()
+                    if job is not None:
+                        self._ahead_jobs = [j for j in self._ahead_jobs if not j.done()]
+                        self._ahead_jobs.append(job)
+                    return job
+            finally:
+                self._replying.release()
+
+    def stop_prefill(self) -> None:
+        """Stop prefills and folds ahead of time still running (from any thread). What
+        was evaluated stays cached; a fold stopped changes nothing."""
+        jobs, self._ahead_jobs = self._ahead_jobs, []
+        for job in jobs:
+            if not job.done():
+                job.stop()
 
     def _save_partial(self, pending: PendingReply, text: str) -> None:
         with self._state:
@@ -571,6 +619,7 @@ class HavenService:
                 return
             self._closed = True
         self.companion.cancel()
+        self.stop_prefill()
         with self._calls:
             if not self._calls.wait_for(lambda: self._in_flight == 0, timeout=wait):
                 log.warning("a reply did not stop in time; closing the model to end it")

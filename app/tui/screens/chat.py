@@ -8,13 +8,15 @@ stays usable while the model loads or replies.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Static
+from textual.timer import Timer
+from textual.widgets import Button, Footer, Header, Static, TextArea
 
 from app.conversation.companion import MAX_MESSAGE_CHARS
 from app.conversation.events import (
@@ -42,6 +44,10 @@ from app.tui.widgets.session_list import SessionList, friendly_day, session_name
 from app.tui.widgets.status_line import StatusLine
 
 TOKEN_BATCH_SECONDS = 0.05
+#: A pause in typing this long has the model evaluate the draft so far (issue 13)
+PREFILL_DEBOUNCE_SECONDS = 0.4
+
+log = logging.getLogger("haven.tui")
 
 
 class ChatScreen(Screen):
@@ -51,6 +57,8 @@ class ChatScreen(Screen):
         super().__init__()
         self.replying = False
         self._reply_view: ChatMessage | None = None
+        self._prefill_timer: Timer | None = None
+        self._model_was_ready = False
 
     @property
     def service(self):
@@ -85,8 +93,10 @@ class ChatScreen(Screen):
 
     async def on_mount(self) -> None:
         self.app.on_engine_change(self.refresh_status)
+        self.app.on_engine_change(self._engine_changed)
         self.refresh_status()
         await self.begin_new_session()
+        self._engine_changed()
         self.query_one(MessageBox).focus()
         if self.app.size.width < 90:  # at 80x24 the conversation gets the whole width
             self.query_one(SessionList).display = False
@@ -220,6 +230,47 @@ class ChatScreen(Screen):
         self._reply_view = None
         self.query_one(StatusLine).set_activity("")
         self.refresh_sessions()
+        self.prepare_next()
+
+    # ---- before Enter (issue 13): the model reads ahead, through the service ------------------
+
+    def _engine_changed(self) -> None:
+        """When a model becomes ready, have it evaluate the system prompt and the history."""
+        if not self.is_attached:  # the chat screen has gone (Haven is closing)
+            return
+        ready = self.service.model_ready()
+        if ready and not self._model_was_ready:
+            self.prefill()
+        self._model_was_ready = ready
+
+    @on(TextArea.Changed, "#box")
+    def _draft_changed(self, event: TextArea.Changed) -> None:
+        if self.replying:
+            return
+        if self._prefill_timer is not None:
+            self._prefill_timer.stop()
+        self._prefill_timer = self.set_timer(PREFILL_DEBOUNCE_SECONDS, self._prefill_draft)
+
+    def _prefill_draft(self) -> None:
+        self._prefill_timer = None
+        if not self.replying:
+            self.prefill(self.query_one(MessageBox).text)
+
+    @work(thread=True, group="prefill", exclusive=True)
+    def prefill(self, draft: str = "") -> None:
+        """Quick (the model process does the work); the service refuses while Haven replies."""
+        try:
+            self.service.prefill(draft)
+        except Exception as exc:  # a model that went away, Haven closing: only a lost head start
+            log.info("prefill skipped (%s)", type(exc).__name__)
+
+    @work(thread=True, group="prefill", exclusive=True)
+    def prepare_next(self) -> None:
+        """After a reply: fold ahead of time, or prefill the history for the next message."""
+        try:
+            self.service.prepare_next()
+        except Exception as exc:
+            log.info("preparing the next turn skipped (%s)", type(exc).__name__)
 
     async def show_event(self, event) -> None:
         log = self.query_one("#log", VerticalScroll)
