@@ -15,6 +15,10 @@ Safe across threads by construction:
   by the reply's end (and ``running_summary``/``folded_until`` never by the mood);
 - one reply at a time (``_replying``): a second message, a new or reopened session, or
   closing while Haven replies waits (worker threads) or is refused (the UI thread);
+- reading ahead (issue 13: :meth:`prefill`, :meth:`prepare_next`) only builds a request
+  under the lock and hands it to the model process; never while a reply is in progress,
+  and whatever still runs is stopped when a reply starts (a fold done ahead is kept by
+  the next message's quick step);
 - every call is counted, and :meth:`shutdown` cancels the reply, waits for the calls in
   flight to end, ends the session, then closes the engine and only then the journal.
 
