@@ -31,10 +31,12 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check app tests scripts
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check app tests scripts
+	$(BIN)/lint-imports
 
 bench: $(VENV)/.installed
 	$(BIN)/haven bench

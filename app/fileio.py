@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import tempfile
@@ -10,6 +11,16 @@ from pathlib import Path
 from app.paths import PRIVATE_FILE
 
 PART_TAG = "haven-"
+
+
+def disk_full(exc: BaseException) -> bool:
+    """True for the OS's "no space left on device" (ENOSPC)."""
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+
+
+def os_reason(exc: OSError) -> str:
+    """Why a write failed, in words for a person: a full disk is named as such."""
+    return "the disk is full" if disk_full(exc) else (exc.strerror or type(exc).__name__)
 
 
 def atomic_write(path: Path, data: bytes) -> None:

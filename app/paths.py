@@ -27,11 +27,6 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-def make_private_file(path: Path) -> None:
-    if path.exists():
-        os.chmod(path, PRIVATE_FILE)
-
-
 @dataclass(frozen=True)
 class DataPaths:
     """The layout of the data directory."""

@@ -27,7 +27,7 @@ TEMPLATE = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
 class Host(App):
     """Opens the picker and keeps what it answered (with the app's own styles)."""
 
-    CSS = HavenApp.CSS
+    CSS_PATH = HavenApp.CSS_PATH
 
     def __init__(self, start: Path) -> None:
         super().__init__()

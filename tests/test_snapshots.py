@@ -5,23 +5,25 @@ Update after an intended change with: pytest tests/test_snapshots.py --snapshot-
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 
 from tests.test_tui import make_app, send, unlock
 
 SIZES = [(80, 24), (120, 40)]
 IDS = ["80x24", "120x40"]
-HOME = Path("/tmp/haven-snapshot-home")  # fixed: the welcome notice shows the data folder
+SHOWN_HOME = "/home/you/.local/share/haven"  # the data folder as the welcome notice shows it
 
 
 @pytest.fixture
-def home():
-    shutil.rmtree(HOME, ignore_errors=True)
-    yield HOME
-    shutil.rmtree(HOME, ignore_errors=True)
+def home(tmp_path):
+    return tmp_path / "home"
+
+
+def show_fixed_home(app) -> None:
+    """The notice names the data folder: show one fixed name, wherever the test runs."""
+    render = app.prompts.render
+    app.prompts.render = lambda name, **values: render(
+        name, **({**values, "data_dir": SHOWN_HOME} if "data_dir" in values else values))
 
 
 async def steady(pilot):
@@ -38,6 +40,7 @@ async def steady(pilot):
 @pytest.mark.parametrize("size", SIZES, ids=IDS)
 def test_welcome(snap_compare, home, size):
     app, _ = make_app(home, acknowledged=False, journal=False)
+    show_fixed_home(app)
     assert snap_compare(app, terminal_size=size, run_before=steady)
 
 

@@ -47,10 +47,11 @@ async def unlock(pilot):
 
 
 async def wait_idle(pilot, screen):
-    for _ in range(100):
+    for _ in range(200):
         await pilot.pause(0.05)
         if not screen.replying:
             return
+    raise AssertionError("Haven was still replying after 10 s of pilot pauses")
 
 
 async def send(pilot, text):

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from app.cli.common import CliError, Context, open_journal
-from app.conversation.companion import Companion, MessageTooLong
+from app.conversation.companion import MessageTooLong
 from app.conversation.events import (
     CheckIn,
     Crisis,
@@ -28,6 +28,7 @@ from app.conversation.events import (
     ScreenerQuestion,
     Token,
 )
+from app.conversation.service import HavenService
 from app.llm import EngineState
 from app.runtime import NoModelSelected, quiet_terminal, selected_model_spec, start_engine
 from app.safety.resources import format_resources
@@ -103,10 +104,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
     except NoModelSelected as exc:
         spec, no_model = None, str(exc)
     journal = open_journal(ctx)
-    engine = start_engine(spec) if spec is not None else None
-    companion = Companion(journal=journal, engine=engine, settings=ctx.settings)
+    # the same service as the app: it owns the journal, the engine and the session
+    service = HavenService(ctx.paths, ctx.settings, journal,
+                           engine_factory=lambda _: start_engine(spec) if spec is not None else None)
     try:
-        opening = companion.start_session()
+        opening = service.new_session()
         if interactive:
             _say(f"Haven — {HELP}")
             _say("Haven is a self-help tool, not a therapist. In an emergency, call your local "
@@ -129,22 +131,18 @@ def cmd_chat(args: argparse.Namespace) -> int:
             if command == "/sos":
                 from app.cli.sos_cmd import print_sos
 
-                print_sos(ctx.settings.country, journal.safety_plan())
+                print_sos(ctx.settings.country, service.safety_plan())
                 continue
             if command == "/new":
-                companion.end_session()
-                _say(companion.start_session().text)
+                _say(service.new_session().text)
                 continue
             if not text.strip():
                 continue
-            _wait_for_model(engine, interactive)
-            _converse(companion, text)
+            _wait_for_model(service.engine, interactive)
+            _converse(service, text)
         return 0
     finally:
-        companion.end_session()
-        if engine is not None:
-            engine.close()
-        journal.close()
+        service.shutdown()  # ends the session, closes the model, then the journal
 
 
 def _lines(interactive: bool):
@@ -169,11 +167,11 @@ def _wait_for_model(engine, interactive: bool) -> None:
             time.sleep(0.05)
 
 
-def _converse(companion: Companion, text: str) -> None:
-    previous = signal.signal(signal.SIGINT, lambda *_: companion.cancel())
+def _converse(service: HavenService, text: str) -> None:
+    previous = signal.signal(signal.SIGINT, lambda *_: service.cancel())
     try:
         _say("haven> ", end="")
-        for event in companion.send(text):
+        for event in service.send(text):
             _show_event(event)
     except MessageTooLong as exc:
         _say(f"[{exc}]")

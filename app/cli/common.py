@@ -5,8 +5,9 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime
 
+from app import days
 from app.logs import setup_logging
 from app.paths import DataPaths
 from app.settings import Settings, load_settings
@@ -83,22 +84,12 @@ def open_journal(ctx: Context, create: bool = True) -> Journal:
     return Journal.create(path, passphrase)
 
 
-def parse_day(text: str) -> datetime:
-    """YYYY-MM-DD (local day) -> an aware datetime at the start of that day."""
-    try:
-        day = date.fromisoformat(text)
-    except ValueError as exc:
-        raise CliError(f"{text!r} is not a date like 2026-11-23") from exc
-    return datetime(day.year, day.month, day.day).astimezone().astimezone(UTC)
-
-
 def parse_day_range(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
     """From/to days (YYYY-MM-DD, both inclusive) -> [start, end) times; checks their order."""
-    start = parse_day(since) if since else None
-    end = parse_day(until) + timedelta(days=1) if until else None
-    if start and end and start >= end:
-        raise CliError("the first day must be on or before the last day")
-    return start, end
+    try:
+        return days.parse_day_range(since, until)
+    except days.DayError as exc:
+        raise CliError(str(exc)) from exc
 
 
 def local_time(moment: datetime) -> str:

@@ -9,6 +9,7 @@ import sys
 from pydantic import ValidationError
 
 from app.cli.common import CliError, Context, ask_new_passphrase, ask_passphrase, local_time, open_journal
+from app.conversation.timeline import timeline
 from app.store.lock import JournalLock
 from app.store.records import EmotionRating, SearchHit
 from app.store.rekey import change_passphrase
@@ -168,19 +169,9 @@ def cmd_note(args: argparse.Namespace) -> int:
 def cmd_journal_list(args: argparse.Namespace) -> int:
     ctx = Context()
     with open_journal(ctx, create=False) as journal:
-        items = [
-            {"kind": "session", "id": s.id, "created": s.started,
-             "text": s.title or "Untitled session", "summary": s.summary}
-            for s in journal.sessions()
-        ] + [
-            {"kind": "note", "id": n.id, "created": n.created, "text": n.body}
-            for n in journal.notes()
-        ] + [
-            {"kind": "thought_record", "id": t.id, "created": t.created,
-             "text": t.situation or (t.hot_thought or "Thought record")}
-            for t in journal.thought_records()
-        ]
-    items.sort(key=lambda i: i["created"], reverse=True)
+        entries = timeline(journal)
+    items = [{"kind": e.kind, "id": e.id, "created": e.created, "text": e.text,
+              **({"summary": e.summary} if e.kind == "session" else {})} for e in entries]
     if args.json:
         print(json.dumps([{**i, "created": i["created"].isoformat()} for i in items], indent=2,
                          ensure_ascii=False))

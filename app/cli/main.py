@@ -19,6 +19,7 @@ from app.cli import (
     sos_cmd,
 )
 from app.cli.common import CliError
+from app.fileio import disk_full
 from app.text import terminal_safe
 
 
@@ -107,7 +108,7 @@ def _known_error(exc: Exception) -> str | None:
     if isinstance(exc, UnicodeError):
         return ("the text is not valid UTF-8 (check your terminal's or file's encoding); "
                 "that text was not saved")
-    if isinstance(exc, OSError) and exc.errno == 28:
+    if disk_full(exc):
         return "the disk is full; nothing was written — free some space and try again"
     if type(exc).__name__ == "OperationalError" and "full" in str(exc):
         return "the disk is full; the journal was not changed — free some space and try again"

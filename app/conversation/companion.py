@@ -20,7 +20,7 @@ import logging
 import re
 import string
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from app.cbt import Distortion
@@ -117,7 +117,32 @@ def _fill(text: str, **values: str) -> str:
 class Opening:
     text: str
     returning: bool = False
-    last_summary: str | None = None
+
+
+@dataclass
+class PendingReply:
+    """A reply the model is streaming: what is needed to show it and to finish it.
+
+    Made by :meth:`Companion.decide` (which stored the empty, ``partial`` reply); read by
+    :meth:`Companion.stream_reply` (the model's words, through the reply check) and closed
+    by :meth:`Companion.finish_reply` (what is kept, and how it ended). The guard belongs
+    to this reply alone, so streaming needs no lock.
+    """
+
+    session_id: str
+    message: Message
+    stream: object
+    owners: list[Message]
+    guard: ReplyGuard = field(default_factory=ReplyGuard)
+    finished: bool = False
+
+
+@dataclass(frozen=True)
+class ClosingWork:
+    """What a closing summary is written from (a copy: the model works on it off-thread)."""
+
+    session: Session
+    turns: list[Turn]
 
 
 @dataclass
@@ -144,10 +169,9 @@ class Companion:
             text = self.prompts.render("opening_return.md", step=last.next_step)
             pattern = returning_pattern(self.journal, last, self.settings)  # issue 15
             text = f"{text}\n\n{pattern}" if pattern else text
-            opening = Opening(text=text, returning=True, last_summary=last.summary)
+            opening = Opening(text=text, returning=True)
         else:
-            opening = Opening(text=self.prompts.render("opening.md"),
-                              last_summary=last.summary if last else None)
+            opening = Opening(text=self.prompts.render("opening.md"))
         self.journal.add_message(self.session.id, "system", opening.text)
         return opening
 
@@ -211,10 +235,21 @@ class Companion:
     # ---- talking -----------------------------------------------------------------------
 
     def send(self, text: str, answer: str | None = None) -> Iterator[Event]:
-        """Handle one user message; yield what the UI should show, as it happens.
+        """Handle one user message and stream the reply: every event, in order, on the
+        caller's thread (the service splits the same steps across its threads)."""
+        for item in self.decide(text, answer):
+            if isinstance(item, PendingReply):
+                yield from self.stream_reply(item)
+                yield from self.finish_reply(item)
+            else:
+                yield item
 
-        Runs synchronously (the TUI calls it from a worker thread). The user's message is
-        committed before anything else happens. ``answer`` is a button's answer (yes, no,
+    def decide(self, text: str, answer: str | None = None) -> Iterator[Event | PendingReply]:
+        """Handle one user message up to the model: yield what the UI should show, and
+        last, when the model is to reply, the :class:`PendingReply` to stream.
+
+        Quick (no waiting on the model). The user's message is committed before anything
+        else happens. ``answer`` is a button's answer (yes, no,
         not_sure) to Haven's open question; typed text is read as an answer too.
 
         In order: a crisis in this message, in the session so far, or in an answer to
@@ -360,7 +395,8 @@ class Companion:
         return ScreenerQuestion(question=question.id, text=text, message=message, round=round)
 
     def _screener_answered(self, session: Session, asked: ScreenerAnswer, choice: str | None,
-                           state: SafetyState, own: RiskAssessment) -> Iterator[Event]:
+                           state: SafetyState,
+                           own: RiskAssessment) -> Iterator[Event | PendingReply]:
         questions = screener()
         question = questions.question(asked.question)
         if choice in CHOICES:
@@ -393,7 +429,7 @@ class Companion:
                                  risk_level="elevated" if some_yes else "none")
         return ScreenerOver(text=text, outcome="done", resources=found if some_yes else None)
 
-    def _reply_or_wait(self, session: Session) -> Iterator[Event]:
+    def _reply_or_wait(self, session: Session) -> Iterator[Event | PendingReply]:
         if self.engine is None or not self.engine.ready:
             state = "is still loading" if self.engine and self.engine.state.name == "LOADING" else (
                 "is not set up yet" if not (self.engine and self.engine.error) else
@@ -507,19 +543,7 @@ class Companion:
             if m.role in ("user", "assistant") and m.content.strip() and m.risk_level != "crisis"
             and m.id not in answers
         ]
-        turns: list[Turn] = []
-        owners: list[Message] = []
-        for message in usable:
-            if turns and turns[-1].role == message.role:
-                turns[-1] = Turn(message.role, turns[-1].content + "\n\n" + message.content)
-                owners[-1] = message
-            else:
-                turns.append(Turn(message.role, message.content))  # type: ignore[arg-type]
-                owners.append(message)
-        while turns and turns[0].role != "user":
-            turns.pop(0)
-            owners.pop(0)
-        return turns, owners
+        return alternate([Turn(m.role, m.content) for m in usable], usable)  # type: ignore[arg-type]
 
     def _params(self) -> GenerationParams:
         g = self.settings.generation
@@ -527,7 +551,7 @@ class Companion:
                                 repeat_penalty=g.repeat_penalty, max_tokens=g.max_tokens,
                                 seed=g.seed)
 
-    def _reply(self, session: Session) -> Iterator[Event]:
+    def _reply(self, session: Session) -> Iterator[Event | PendingReply]:
         assert self.engine is not None
         session = self._take_fold(session)
         turns, owners = self._model_turns(session)
@@ -547,33 +571,53 @@ class Companion:
         )
         reply_msg = self.journal.add_message(session.id, "assistant", "", status="partial")
         yield ReplyStarted(reply_msg)
-        stream = self.engine.chat(request)
+        yield PendingReply(session_id=session.id, message=reply_msg,
+                           stream=self.engine.chat(request), owners=owners)
+
+    def stream_reply(self, pending: PendingReply,
+                     save: Callable[[PendingReply, str], None] | None = None) -> Iterator[Token]:
+        """The model's words as they pass the reply check. Only waits on the model; every
+        so often ``save`` (by default :meth:`save_partial`) is handed the text released
+        so far, to be stored as ``partial``."""
+        save = save or self.save_partial
+        stream, guard = pending.stream, pending.guard
         self._stream = stream
-        guard = ReplyGuard()
         last_save = time.monotonic()
         try:
-            for chunk in stream:
+            for chunk in stream:  # type: ignore[attr-defined]
                 new = guard.feed(chunk)
                 if guard.tripped:
-                    stream.cancel()
+                    stream.cancel()  # type: ignore[attr-defined]
                     break
                 if new:
                     yield Token(new)
                     if time.monotonic() - last_save > SAVE_EVERY_SECONDS:
                         # only released text is ever stored: it has passed the reply check
-                        self.journal.update_message(reply_msg.id, guard.released, "partial")
+                        save(pending, guard.released)
                         last_save = time.monotonic()
             if guard.tripped:
-                for _ in stream:  # drain what was generated before the cancel took effect
+                for _ in stream:  # type: ignore[attr-defined]  # drain what came before the cancel
                     pass
         finally:
             self._stream = None
-        result = stream.wait()
+
+    def save_partial(self, pending: PendingReply, text: str) -> None:
+        if not pending.finished:
+            self.journal.update_message(pending.message.id, text, "partial")
+
+    def finish_reply(self, pending: PendingReply) -> list[Event]:
+        """How the reply ended: what is kept in the journal, and what the UI shows last."""
+        if pending.finished:
+            return []
+        pending.finished = True
+        result = pending.stream.wait()  # type: ignore[attr-defined]
+        guard, message_id = pending.guard, pending.message.id
+        events: list[Event] = []
         if not guard.tripped:
             # a stopped or failed reply keeps only whole sentences that passed the check
             rest = guard.finish(complete=result.status == "complete")
             if rest:
-                yield Token(rest)
+                events.append(Token(rest))
         if guard.tripped:
             found = resources_for(self.settings.country)
             if guard.tripped.only_identity:
@@ -582,30 +626,32 @@ class Companion:
                 kind, safe = "harm", _fill(self.prompts.render(
                     "safety/unsafe_reply.md", emergency=found.emergency,
                     services=services_markdown(found)))
-            self.journal.update_message(reply_msg.id, safe, "complete")
+            self.journal.update_message(message_id, safe, "complete")
             log.warning("a model reply was replaced (%s)", ", ".join(guard.tripped.categories))
-            yield ReplyReplaced(text=safe, resources=found, categories=guard.tripped.categories,
-                                kind=kind)
-            yield ReplyDone(self._reload(reply_msg.id), "replaced")
-            return
+            events.append(ReplyReplaced(text=safe, resources=found,
+                                        categories=guard.tripped.categories, kind=kind))
+            events.append(ReplyDone(self._reload(pending.session_id, message_id), "replaced"))
+            return events
         shown = guard.released
         # "crashed": the model process died mid-reply; what was shown is kept as interrupted
         status = {"complete": "complete", "cancelled": "cancelled",
                   "crashed": "partial"}.get(result.status, "cancelled")
         if result.status == "error" and not shown:
-            self.journal.update_message(reply_msg.id, "", "cancelled")
+            self.journal.update_message(message_id, "", "cancelled")
         else:
-            self.journal.update_message(reply_msg.id, shown, status)
+            self.journal.update_message(message_id, shown, status)
         if result.folded and result.summary is not None:
-            last_folded = owners[result.folded - 1]
-            self.session = self.journal.update_session(
-                session.id, running_summary=result.summary, folded_until=last_folded.id
-            )
-        yield ReplyDone(self._reload(reply_msg.id), result.status, error=result.error)
+            last_folded = pending.owners[result.folded - 1]
+            updated = self.journal.update_session(
+                pending.session_id, running_summary=result.summary, folded_until=last_folded.id)
+            if self.session is not None and self.session.id == updated.id:
+                self.session = updated
+        events.append(ReplyDone(self._reload(pending.session_id, message_id), result.status,
+                                error=result.error))
+        return events
 
-    def _reload(self, message_id: str) -> Message:
-        assert self.session is not None
-        return next(m for m in self.journal.messages(self.session.id) if m.id == message_id)
+    def _reload(self, session_id: str, message_id: str) -> Message:
+        return next(m for m in self.journal.messages(session_id) if m.id == message_id)
 
     def cancel(self) -> None:
         stream = self._stream
@@ -616,48 +662,73 @@ class Companion:
 
     def close_session(self, with_summary: bool = True) -> Session:
         """Write the closing summary and title (with a model), and move to the closing steps."""
+        work = self.begin_closing(with_summary)
+        return self.finish_closing(work, self.closing_fields(work))
+
+    def begin_closing(self, with_summary: bool = True) -> ClosingWork:
+        """Move to the closing steps; what the summary is to be written from (no turns:
+        no summary, as without a model)."""
         session = self._require_session()
         self.flow.begin_closing()
-        fields: dict = {}
+        turns: list[Turn] = []
         if with_summary and self.engine is not None and self.engine.ready:
             turns, _ = self._model_turns(session)
-            if turns:
-                fields.update(self._summarise(turns, session))
-        if fields:
-            self.session = self.journal.update_session(session.id, **fields)
-        return self.session or session
+        return ClosingWork(session=session, turns=turns)
 
-    def _summarise(self, turns: list[Turn], session: Session) -> dict:
-        assert self.engine is not None
-        context = list(turns)
-        if session.running_summary:
-            context.insert(0, Turn("user", f"(Earlier in this conversation: {session.running_summary})"))
-            context = _alternate(context)
-        transcript = context + [Turn("user", "Please write the summary now.")]
-        transcript = _alternate(transcript)
+    def closing_fields(self, work: ClosingWork) -> dict:
+        """The summary and title, from the model (blocking, and touching no state: the
+        service runs it off its queue)."""
+        engine = self.engine
+        if not work.turns or engine is None:
+            return {}
+        context = list(work.turns)
+        if work.session.running_summary:
+            context.insert(0, Turn("user", f"(Earlier in this conversation: {work.session.running_summary})"))
         params = GenerationParams(temperature=0.3, max_tokens=200)
         try:
-            summary = self.engine.complete(self.prompts.render("session_summary.md"), transcript,
-                                           params).result().strip()
-            title_turns = _alternate(context + [Turn("user", "Please give the title now.")])
-            title = self.engine.complete(self.prompts.render("session_title.md"), title_turns,
-                                         GenerationParams(temperature=0.3, max_tokens=16)).result()
+            transcript, _ = alternate(context + [Turn("user", "Please write the summary now.")])
+            summary = engine.complete(self.prompts.render("session_summary.md"), transcript,
+                                      params).result().strip()
+            title_turns, _ = alternate(context + [Turn("user", "Please give the title now.")])
+            title = engine.complete(self.prompts.render("session_title.md"), title_turns,
+                                    GenerationParams(temperature=0.3, max_tokens=16)).result()
         except Exception as exc:
             log.warning("closing summary failed: %s", type(exc).__name__)
             return {}
         title = title.strip().strip('"').splitlines()[0][:80] if title.strip() else None
         return {"summary": summary or None, "title": title}
 
+    def finish_closing(self, work: ClosingWork, fields: dict) -> Session:
+        """Keep the summary and title (if the session is still there)."""
+        if not fields or self.journal.session(work.session.id) is None:
+            return self.session or work.session
+        updated = self.journal.update_session(work.session.id, **fields)
+        if self.session is not None and self.session.id == updated.id:
+            self.session = updated
+        return updated
+
     def draft_thought_record(self) -> ThoughtRecord:
         """A draft from this conversation for the person to edit (blocking: use a worker)."""
+        session_id, turns = self.draft_context()
+        return self.draft_from(session_id, turns)
+
+    def draft_context(self) -> tuple[str, list[Turn]]:
+        """The session and the turns a draft is written from (no turns without a model)."""
         session = self._require_session()
         if self.engine is None or not self.engine.ready:
-            return ThoughtRecord(session_id=session.id)
+            return session.id, []
         turns, _ = self._model_turns(session)
+        return session.id, turns
+
+    def draft_from(self, session_id: str, turns: list[Turn]) -> ThoughtRecord:
+        """The model's draft (blocking, touching no state)."""
+        engine = self.engine
+        if engine is None or not engine.ready or not turns:
+            return ThoughtRecord(session_id=session_id)
         instruction = self.prompts.render(
             "thought_record_draft.md", distortion_keys=", ".join(d.value for d in Distortion)
         )
-        return draft_thought_record(self.engine, instruction, turns, session.id)
+        return draft_thought_record(engine, instruction, turns, session_id)
 
     def save_thought_record(self, record: ThoughtRecord) -> ThoughtRecord:
         return self.journal.save_thought_record(record)
@@ -695,13 +766,21 @@ class Companion:
         return not any(e.session_id == session.id for e in self.journal.moods())
 
 
-def _alternate(turns: list[Turn]) -> list[Turn]:
+def alternate(turns: list[Turn], owners: list | None = None) -> tuple[list[Turn], list]:
+    """Turns as chat templates need them: consecutive turns of one role merged into one,
+    starting with the person's. ``owners`` (one per turn, e.g. the stored messages) follow
+    the merge: each merged turn is owned by the last of its run."""
+    owners = list(owners) if owners is not None else [None] * len(turns)
     out: list[Turn] = []
-    for turn in turns:
+    kept: list = []
+    for turn, owner in zip(turns, owners, strict=True):
         if out and out[-1].role == turn.role:
             out[-1] = Turn(turn.role, out[-1].content + "\n\n" + turn.content)
+            kept[-1] = owner
         else:
             out.append(turn)
+            kept.append(owner)
     while out and out[0].role != "user":
         out.pop(0)
-    return out
+        kept.pop(0)
+    return out, kept

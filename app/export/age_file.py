@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pyrage
 
-from app.fileio import atomic_write
+from app.fileio import atomic_write, os_reason
 
 MAGIC = b"age-encryption.org/v1\n"
 ARMOR = b"-----BEGIN AGE ENCRYPTED FILE-----"
@@ -68,7 +68,7 @@ def write_encrypted(path: Path, ciphertext: bytes) -> None:
     try:
         atomic_write(path, ciphertext)
     except OSError as exc:
-        reason = "the disk is full" if exc.errno == 28 else exc.strerror
+        reason = os_reason(exc)
         raise AgeError(f"could not write {path}: {reason}; nothing was written") from exc
 
 

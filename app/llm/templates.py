@@ -26,14 +26,13 @@ from datetime import datetime
 from typing import Any
 
 from app.llm.types import Turn
+from app.modelhub.formats import FORMAT_NAMES, known_formats  # noqa: F401 - one list, below both
 
 RENDER_SECONDS = 3.0
 RENDER_EXTRA_BYTES = 1 << 30  # address space a render may add to what the process holds
 MAX_RANGE = 10_000
 MAX_REPEAT = 1_000_000  # characters or items one `*` may produce
 
-FORMAT_NAMES = ("alpaca", "chatml", "gemma", "llama-2", "llama-3", "mistral-instruct", "phi3",
-                "qwen", "zephyr")
 
 
 class TemplateError(Exception):
@@ -42,10 +41,6 @@ class TemplateError(Exception):
 
 class TemplateLimit(TemplateError):
     """A render ran past its time or memory limit."""
-
-
-def known_formats() -> list[str]:
-    return sorted(FORMAT_NAMES)
 
 
 def _named_formats() -> dict[str, Callable[..., Any]]:

@@ -28,7 +28,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
 
+from app.fileio import disk_full, os_reason  # noqa: E402
 from app.modelhub.catalog import CatalogEntry  # noqa: E402
+from app.modelhub.formats import known_formats  # noqa: E402
 from app.modelhub.gguf import GGUFError, inspect_gguf  # noqa: E402
 from app.modelhub.registry import NAME_RULE, InstalledModel, ModelRegistry, valid_name  # noqa: E402
 from app.paths import DataPaths  # noqa: E402
@@ -260,7 +262,7 @@ def fetch(
                     tqdm_class=_progress_class(progress, state),
                 )
         except OSError as exc:
-            if exc.errno == 28:  # ENOSPC
+            if disk_full(exc):
                 raise DownloadError(
                     "the disk is full; the download stopped and will resume once there is "
                     "space again"
@@ -334,7 +336,7 @@ def install_download(
         os.replace(part, final)
         os.chmod(final, 0o600)
     except OSError as exc:  # the verified partial stays for the next try
-        reason = "the disk is full" if exc.errno == 28 else exc.strerror
+        reason = os_reason(exc)
         raise DownloadError(f"could not move the verified download into place: {reason}") from exc
     found = os.stat(final)
     model = InstalledModel(
@@ -367,13 +369,10 @@ def download_spec(
     progress: ProgressCallback | None = None,
 ) -> InstalledModel:
     repo, filename = check_request(spec, name)
-    if chat_format is not None:
-        from app.llm.templates import known_formats
-
-        if chat_format not in known_formats():
-            raise DownloadError(
-                f"unknown chat format {chat_format!r}; known: {', '.join(known_formats())}"
-            )
+    if chat_format is not None and chat_format not in known_formats():
+        raise DownloadError(
+            f"unknown chat format {chat_format!r}; known: {', '.join(known_formats())}"
+        )
     remote = resolve_remote(repo, filename)
     model_name = name or default_model_name(filename)
     return install_download(paths, remote, model_name, "hub", chat_format, progress)

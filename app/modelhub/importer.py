@@ -8,7 +8,8 @@ import re
 import tempfile
 from pathlib import Path
 
-from app.fileio import hold, remove_if_stale
+from app.fileio import hold, os_reason, remove_if_stale
+from app.modelhub.formats import known_formats
 from app.modelhub.gguf import GGUFError, inspect_gguf
 from app.modelhub.registry import NAME_RULE, InstalledModel, ModelRegistry, valid_name
 from app.paths import PRIVATE_FILE, DataPaths
@@ -21,8 +22,6 @@ class ImportError_(Exception):
 def known_chat_formats() -> list[str]:
     """The formats the engine can render (not llama-cpp-python's wider handler registry,
     some of which are not prompt formats at all)."""
-    from app.llm.templates import known_formats
-
     return known_formats()
 
 
@@ -72,7 +71,7 @@ def import_gguf(
         found = os.stat(final)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        reason = "the disk is full" if exc.errno == 28 else exc.strerror
+        reason = os_reason(exc)
         raise ImportError_(f"could not copy {source.name} into Haven's folder: {reason}") from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

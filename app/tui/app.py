@@ -1,7 +1,8 @@
 """HavenApp: first run, unlock, then the chat screen and everything reachable from it.
 
-The app holds the parts (journal, engine, companion) once unlocked; screens call the
-companion and the store through it; widgets only render and post messages.
+Once the journal is unlocked, the app holds one :class:`HavenService` (``app.service``),
+which owns the journal, the engine and the conversation; screens call it and render what
+it returns; widgets only render and post messages.
 """
 
 from __future__ import annotations
@@ -9,54 +10,41 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from app.conversation.companion import Companion
 from app.conversation.prompts import prompt_library
-from app.llm import EngineState, ModelSpec
-from app.modelhub.registry import RegistryError
+from app.conversation.service import EngineFactory, HavenService, journal_exists, real_engine
 from app.paths import DataPaths
-from app.runtime import NoModelSelected, selected_model_spec, start_engine
 from app.settings import Settings, save_settings
-from app.store import Journal
+from app.tui import keys
 
 log = logging.getLogger("haven.tui")
-
-EngineFactory = Callable[[ModelSpec | None], object | None]
-
-
-def real_engine(spec: ModelSpec | None):
-    return None if spec is None else start_engine(spec)
+HERE = Path(__file__).parent
 
 
 class HavenApp(App):
     TITLE = "Haven"
     SUB_TITLE = "a private CBT companion"
-    CSS = """
-    Screen { background: $background; }
-    .hint { color: $text-muted; }
-    .error { color: $error; }
-    .form-row { height: auto; margin: 0 0 1 0; }
-    .buttons { height: auto; margin: 1 0 0 0; }
-    .buttons Button { margin: 0 1 0 0; min-width: 10; }
-    .dialog { width: 76; max-width: 100%; height: auto; max-height: 100%; border: thick $accent;
-              background: $surface; padding: 1 2; }
-    ModalScreen { align: center middle; }
-    """
+    # Styles live in .tcss files beside the code they style: widgets and screens first,
+    # the app's shared classes last (they win a tie, as the app's CSS did over defaults).
+    CSS_PATH = [*sorted(str(p) for p in (HERE / "widgets").glob("*.tcss")),
+                *sorted(str(p) for p in (HERE / "screens").glob("*.tcss")),
+                str(HERE / "app.tcss")]
     # SOS works on every screen, in dialogs and before unlock (priority): Ctrl+O is
     # delivered by every terminal and edits no text; F12 is the same for those who prefer
-    # a function key.
+    # a function key. The keys are declared once, in app/tui/keys.py.
     BINDINGS = [
-        Binding("ctrl+q", "quit", "Quit", priority=True),
-        Binding("f1", "help", "Help"),
+        keys.QUIT.binding(),
+        keys.HELP.binding(),
         Binding("ctrl+o", "sos", "SOS", priority=True),
         Binding("f12", "sos", "SOS", priority=True, show=False),
     ]
     # How Haven names its keys in what it writes into the conversation.
-    KEYS = {"sos": "press Ctrl+O (SOS)", "new_session": "Ctrl+N"}
+    KEYS = {"sos": f"press {keys.SOS.first} (SOS)", "new_session": keys.NEW.first}
 
     def __init__(self, paths: DataPaths, settings: Settings,
                  engine_factory: EngineFactory = real_engine) -> None:
@@ -64,11 +52,22 @@ class HavenApp(App):
         self.paths = paths
         self.settings = settings
         self.engine_factory = engine_factory
-        self.journal: Journal | None = None
-        self.engine = None
-        self.companion: Companion | None = None
+        self.service: HavenService | None = None
         self.prompts = prompt_library()
         self._engine_listeners: list[Callable[[], None]] = []
+
+    # What tests look at (screens never do: they call the service).
+    @property
+    def journal(self):
+        return self.service._journal if self.service else None
+
+    @property
+    def companion(self):
+        return self.service.companion if self.service else None
+
+    @property
+    def engine(self):
+        return self.service.engine if self.service else None
 
     # ---- start-up ------------------------------------------------------------------------
 
@@ -83,7 +82,7 @@ class HavenApp(App):
             from app.tui.screens.country import CountryScreen
 
             self.push_screen(CountryScreen())
-        elif Journal.exists(self.paths.journal):
+        elif journal_exists(self.paths):
             self.push_screen(UnlockScreen())
         else:
             self.push_screen(CreatePassphraseScreen())
@@ -113,59 +112,29 @@ class HavenApp(App):
     def _to_journal(self) -> None:
         from app.tui.screens.unlock import CreatePassphraseScreen, UnlockScreen
 
-        screen = UnlockScreen() if Journal.exists(self.paths.journal) else CreatePassphraseScreen()
+        screen = UnlockScreen() if journal_exists(self.paths) else CreatePassphraseScreen()
         self.switch_screen(screen)
 
-    def unlocked(self, journal: Journal, first_run: bool = False) -> None:
-        """The journal is open: start the model in the background and show the chat."""
+    def unlocked(self, journal, first_run: bool = False) -> None:
+        """The journal is open: the service starts the model in the background; the chat shows."""
         from app.tui.screens.chat import ChatScreen
         from app.tui.screens.models import ModelsScreen
 
-        self.journal = journal
-        self.start_engine()
-        self.companion = Companion(journal=journal, engine=self.engine, settings=self.settings,
-                                   keys=dict(self.KEYS))
+        self.service = HavenService(self.paths, self.settings, journal,
+                                    engine_factory=self.engine_factory, keys=dict(self.KEYS),
+                                    prompts=self.prompts, start=False)
+        self.service.on_engine_change(lambda: self.run_on_ui(self.engine_changed))
+        self.service.start_engine()
+        if self.service.model_problem:
+            self.notify(self.service.model_problem, severity="error", timeout=15, markup=False)
         self.switch_screen(ChatScreen())
-        if first_run and self.engine is None:
+        if first_run and not self.service.has_model:
             self.push_screen(ModelsScreen(first_run=True))
 
     # ---- the engine ------------------------------------------------------------------------
 
-    def model_spec(self) -> ModelSpec | None:
-        try:
-            return selected_model_spec(self.paths, self.settings)
-        except NoModelSelected:
-            return None
-        except RegistryError as exc:  # the model's file is missing, changed or damaged
-            log.warning("the selected model cannot be used (%s)", type(exc).__name__)
-            self.notify(f"{exc}. Journaling works without a model; F4 for models.",
-                        severity="error", timeout=15, markup=False)
-            return None
-
-    def start_engine(self) -> None:
-        old = self.engine
-        if old is not None:
-            threading.Thread(target=old.close, daemon=True).start()
-        self.engine = self.engine_factory(self.model_spec())
-        if self.engine is not None:
-            self.engine.on_state(lambda state, detail: self.run_on_ui(self.engine_changed))
-        if self.companion is not None:
-            self.companion.engine = self.engine
-        self.engine_changed()
-
     def engine_status(self) -> str:
-        engine = self.engine
-        if engine is None:
-            return "No model yet — journaling works; F4 to download one"
-        name = engine.spec.name if engine.spec else "model"
-        if engine.state is EngineState.LOADING:
-            detail = getattr(engine, "detail", None) or f"loading {name}"
-            return detail[:1].upper() + detail[1:] + "…"
-        if engine.state is EngineState.FAILED:
-            return f"Model problem: {engine.error}"
-        if engine.state is EngineState.READY:
-            return f"Model: {name}"
-        return "No model loaded"
+        return self.service.engine_status() if self.service else "No model loaded"
 
     def on_engine_change(self, callback: Callable[[], None]) -> None:
         self._engine_listeners.append(callback)
@@ -202,7 +171,7 @@ class HavenApp(App):
     def action_safety_plan(self) -> None:
         from app.tui.screens.safety_plan import SafetyPlanScreen
 
-        if self.journal is None:
+        if self.service is None:
             self.notify("Your safety plan opens once your journal is unlocked.")
             return
         self.push_screen(SafetyPlanScreen())
@@ -214,10 +183,10 @@ class HavenApp(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("SOS", "Crisis services, your safety plan, a grounding exercise "
-                            "(Ctrl+O)", self.action_sos)
-        yield SystemCommand("Help", "Keys, and what Haven is and is not (F1)", self.action_help)
-        if self.journal is not None:
+        yield SystemCommand(keys.SOS.title, "Crisis services, your safety plan, a grounding "
+                            f"exercise ({keys.SOS.first})", self.action_sos)
+        yield SystemCommand(keys.HELP.title, keys.palette_help(keys.HELP), self.action_help)
+        if self.service is not None:
             yield SystemCommand("Safety plan", "Write or edit your personal safety plan",
                                 self.action_safety_plan)
         yield SystemCommand("Light or dark", "Switch between the light and dark themes",
@@ -249,20 +218,12 @@ class HavenApp(App):
         self._quit_now()
 
     def _quit_now(self) -> None:
-        if self.companion is not None:
-            self.companion.cancel()
+        if self.service is not None:
+            self.service.cancel()
         self.exit()
 
     def shutdown(self) -> None:
-        """Close the parts after the app has exited (from run_tui)."""
-        if self.companion is not None:
-            self.companion.cancel()
-            try:
-                if self.companion.session is not None:
-                    self.companion.end_session()
-            except Exception as exc:  # its text could hold the person's words: the type only
-                log.warning("could not end the session cleanly (%s)", type(exc).__name__)
-        if self.engine is not None:
-            self.engine.close()
-        if self.journal is not None:
-            self.journal.close()
+        """Close the parts after the app has exited (from run_tui): the service stops the
+        reply and waits for it, ends the session, closes the model, then the journal."""
+        if self.service is not None:
+            self.service.shutdown()

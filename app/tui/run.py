@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from app.cli.common import Context
+from app.paths import DataPaths
 from app.runtime import quiet_terminal
+from app.settings import load_settings
 
 
 def run_tui() -> int:
-    ctx = Context()
-    quiet_terminal(ctx.paths)
+    paths = DataPaths.discover().ensure()
+    quiet_terminal(paths)
+    settings = load_settings(paths)
     from app.tui.app import HavenApp
 
-    app = HavenApp(ctx.paths, ctx.settings)
+    app = HavenApp(paths, settings)
     try:
         app.run()
     finally:

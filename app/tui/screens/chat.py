@@ -1,20 +1,22 @@
 """The chat screen: sessions on the left, the conversation, the message box.
 
-Sending runs the companion in a worker thread; its events come back to the UI thread
-to be rendered. Input is never blocked: the box stays usable while the model loads or
-replies.
+A view of the service (``app.service``): sending runs the service in a worker thread;
+its events come back to the UI thread to be rendered. Input is never blocked: the box
+stays usable while the model loads or replies.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Static
+from textual.timer import Timer
+from textual.widgets import Button, Footer, Header, Static, TextArea
 
 from app.conversation.companion import MAX_MESSAGE_CHARS
 from app.conversation.events import (
@@ -31,8 +33,10 @@ from app.conversation.events import (
     UserSaved,
 )
 from app.conversation.flow import Mode
+from app.conversation.service import Busy
 from app.safety.screener import CHOICES, LABELS
 from app.store.records import Message
+from app.tui import keys
 from app.tui.widgets.chat_message import ChatMessage
 from app.tui.widgets.crisis_panel import CrisisPanel
 from app.tui.widgets.message_box import MessageBox
@@ -40,48 +44,25 @@ from app.tui.widgets.session_list import SessionList, friendly_day, session_name
 from app.tui.widgets.status_line import StatusLine
 
 TOKEN_BATCH_SECONDS = 0.05
+#: A pause in typing this long has the model evaluate the draft so far (issue 13)
+PREFILL_DEBOUNCE_SECONDS = 0.4
+
+log = logging.getLogger("haven.tui")
 
 
 class ChatScreen(Screen):
-    DEFAULT_CSS = """
-    ChatScreen #main { width: 1fr; }
-    ChatScreen #log { height: 1fr; padding: 0 1; }
-    ChatScreen #checkin-offer { height: auto; padding: 0 1; background: $boost; display: none; }
-    ChatScreen #checkin-offer.shown { display: block; }
-    ChatScreen #checkin-offer Static { width: 1fr; height: auto; padding: 1 0 0 0; }
-    ChatScreen #checkin-offer Button { margin: 0 0 0 1; min-width: 10; }
-    ChatScreen #answers { height: auto; padding: 0 1; background: $boost; display: none; }
-    ChatScreen #answers.shown { display: block; }
-    ChatScreen #answers Static { width: auto; height: auto; padding: 1 1 0 0; }
-    ChatScreen #answers Button { margin: 0 1 0 0; min-width: 10; }
-    /* Notifications at the top, under the header: never over the message box. */
-    ChatScreen ToastRack { dock: top; align: right top; margin: 1 0 0 0; }
-    """
-    # Keys chosen not to clash with the message box's own (Ctrl+E/K/D, F5-F7 edit text).
-    BINDINGS = [
-        # shown first in the footer so it is visible at 80 columns (the app's binding acts)
-        Binding("ctrl+o", "app.sos", "SOS"),
-        Binding("escape", "stop_reply", "Stop reply"),
-        Binding("ctrl+n", "new_session", "New"),
-        Binding("f2", "check_in", "Mood"),
-        Binding("ctrl+t", "thought_record", "Thought record"),
-        Binding("ctrl+g", "end_session", "End"),
-        Binding("f3", "journal", "Journal"),
-        Binding("f4", "models", "Models"),
-        Binding("ctrl+r", "rename_session", "Rename", show=False),
-        Binding("f8", "settings", "Settings", show=False),
-        Binding("f9", "export", "Export", show=False),
-        Binding("ctrl+b", "toggle_sidebar", "Sessions", show=False),
-    ]
+    BINDINGS = keys.chat_bindings()  # declared once, in app/tui/keys.py
 
     def __init__(self) -> None:
         super().__init__()
         self.replying = False
         self._reply_view: ChatMessage | None = None
+        self._prefill_timer: Timer | None = None
+        self._model_was_ready = False
 
     @property
-    def companion(self):
-        return self.app.companion
+    def service(self):
+        return self.app.service
 
     def has_unsaved_text(self) -> bool:
         """Words typed in the message box and not sent (the app asks before quitting)."""
@@ -112,8 +93,10 @@ class ChatScreen(Screen):
 
     async def on_mount(self) -> None:
         self.app.on_engine_change(self.refresh_status)
+        self.app.on_engine_change(self._engine_changed)
         self.refresh_status()
         await self.begin_new_session()
+        self._engine_changed()
         self.query_one(MessageBox).focus()
         if self.app.size.width < 90:  # at 80x24 the conversation gets the whole width
             self.query_one(SessionList).display = False
@@ -121,13 +104,15 @@ class ChatScreen(Screen):
     # ---- sessions --------------------------------------------------------------------------
 
     def refresh_sessions(self) -> None:
-        current = self.companion.session.id if self.companion.session else None
-        self.query_one(SessionList).set_sessions(self.app.journal.sessions(limit=200), current)
+        current = self.service.session.id if self.service.session else None
+        self.query_one(SessionList).set_sessions(self.service.sessions(limit=200), current)
 
     async def begin_new_session(self) -> None:
-        if self.companion.session is not None and not self.companion.flow.ended:
-            self.companion.end_session()
-        opening = self.companion.start_session()
+        try:
+            opening = self.service.new_session()
+        except Busy as exc:
+            self.notify(str(exc))
+            return
         log = self.query_one("#log", VerticalScroll)
         await log.remove_children()
         await log.mount(ChatMessage("system", opening.text))
@@ -137,21 +122,20 @@ class ChatScreen(Screen):
         self.refresh_sessions()
 
     async def open_session(self, session_id: str) -> None:
-        if self.replying:
-            self.notify("Haven is still replying. Press Esc to stop it first.")
+        try:
+            messages = self.service.open_session(session_id)
+        except Busy as exc:
+            self.notify(str(exc))
             return
-        if self.companion.session and self.companion.session.id == session_id:
+        if messages is None:  # already open
             return
-        if self.companion.session is not None and not self.companion.flow.ended:
-            self.companion.end_session()
-        messages = self.companion.open_session(session_id)
         log = self.query_one("#log", VerticalScroll)
         await log.remove_children()
         await log.mount_all([self._view(m) for m in messages])
         log.scroll_end(animate=False)
         self.query_one("#checkin-offer").remove_class("shown")
         self.query_one(CrisisPanel).hide()
-        self.show_answers(self.companion.pending_question() is not None)
+        self.show_answers(self.service.pending_question() is not None)
         self.refresh_sessions()
         self.query_one(MessageBox).focus()
 
@@ -213,7 +197,7 @@ class ChatScreen(Screen):
 
         saved = False
         try:
-            for event in self.companion.send(text, answer=answer):
+            for event in self.service.send(text, answer=answer):
                 if isinstance(event, UserSaved):
                     saved = True
                 if isinstance(event, Token):
@@ -246,6 +230,47 @@ class ChatScreen(Screen):
         self._reply_view = None
         self.query_one(StatusLine).set_activity("")
         self.refresh_sessions()
+        self.prepare_next()
+
+    # ---- before Enter (issue 13): the model reads ahead, through the service ------------------
+
+    def _engine_changed(self) -> None:
+        """When a model becomes ready, have it evaluate the system prompt and the history."""
+        if not self.is_attached:  # the chat screen has gone (Haven is closing)
+            return
+        ready = self.service.model_ready()
+        if ready and not self._model_was_ready:
+            self.prefill()
+        self._model_was_ready = ready
+
+    @on(TextArea.Changed, "#box")
+    def _draft_changed(self, event: TextArea.Changed) -> None:
+        if self.replying:
+            return
+        if self._prefill_timer is not None:
+            self._prefill_timer.stop()
+        self._prefill_timer = self.set_timer(PREFILL_DEBOUNCE_SECONDS, self._prefill_draft)
+
+    def _prefill_draft(self) -> None:
+        self._prefill_timer = None
+        if not self.replying:
+            self.prefill(self.query_one(MessageBox).text)
+
+    @work(thread=True, group="prefill", exclusive=True)
+    def prefill(self, draft: str = "") -> None:
+        """Quick (the model process does the work); the service refuses while Haven replies."""
+        try:
+            self.service.prefill(draft)
+        except Exception as exc:  # a model that went away, Haven closing: only a lost head start
+            log.info("prefill skipped (%s)", type(exc).__name__)
+
+    @work(thread=True, group="prefill", exclusive=True)
+    def prepare_next(self) -> None:
+        """After a reply: fold ahead of time, or prefill the history for the next message."""
+        try:
+            self.service.prepare_next()
+        except Exception as exc:
+            log.info("preparing the next turn skipped (%s)", type(exc).__name__)
 
     async def show_event(self, event) -> None:
         log = self.query_one("#log", VerticalScroll)
@@ -295,37 +320,40 @@ class ChatScreen(Screen):
 
     def action_stop_reply(self) -> None:
         if self.replying:
-            self.companion.cancel()
+            self.service.cancel()
             self.query_one(StatusLine).set_activity("Stopping…")
         else:
             self.query_one(CrisisPanel).hide()
 
     def refresh_status(self) -> None:
-        self.query_one(StatusLine).set_model(self.app.engine_status())
+        self.query_one(StatusLine).set_model(self.service.engine_status())
 
     # ---- check-in and closing ------------------------------------------------------------------
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id and event.button.id.startswith("answer-"):
-            event.stop()
-            self.answer(event.button.id.removeprefix("answer-"))
-        elif event.button.id == "offer-checkin":
-            self.action_check_in()
-        elif event.button.id == "offer-skip":
-            if self.companion.flow.step.name == "CHECKIN":
-                self.companion.skip_step()
-            self.query_one("#checkin-offer").remove_class("shown")
-            self.query_one(MessageBox).focus()
+    @on(Button.Pressed, "#answers Button")
+    def _answer_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.answer((event.button.id or "").removeprefix("answer-"))
+
+    @on(Button.Pressed, "#offer-checkin")
+    def _offer_check_in(self) -> None:
+        self.action_check_in()
+
+    @on(Button.Pressed, "#offer-skip")
+    def _offer_skip(self) -> None:
+        self.service.skip_check_in()
+        self.query_one("#checkin-offer").remove_class("shown")
+        self.query_one(MessageBox).focus()
 
     def action_check_in(self) -> None:
         from app.tui.screens.mood import MoodScreen
 
-        closing = self.companion.flow.step.name in ("CLOSING", "NEXT_STEP", "CLOSING_MOOD")
+        closing = self.service.flow().closing
         self.app.push_screen(MoodScreen(closing=closing, save=self._record_mood), self._mood_done)
 
     def _record_mood(self, result) -> None:
         """Saved before the dialog closes: if saving fails, the dialog keeps the words."""
-        self.companion.record_mood(result.score, result.emotions, result.note)
+        self.service.record_mood(result.score, result.emotions, result.note)
 
     def _mood_done(self, result) -> None:
         self.query_one("#checkin-offer").remove_class("shown")
@@ -340,13 +368,12 @@ class ChatScreen(Screen):
         SOS screen at once, softer signs say where help is. True when Haven said something."""
         if result is None:
             return False
-        risk = self.companion.mood_words_risk(result.emotions, result.note)
-        line = self.companion.mood_words_message(risk)
+        level, line = self.service.mood_words_help(result.emotions, result.note)
         if line is None:
             return False
-        self.notify(line, severity="warning" if risk.level == "crisis" else "information",
+        self.notify(line, severity="warning" if level == "crisis" else "information",
                     markup=False, timeout=12)
-        if risk.level == "crisis":
+        if level == "crisis":
             self.app.action_sos()
         return True
 
@@ -354,36 +381,31 @@ class ChatScreen(Screen):
         if self.replying:
             self.notify("Haven is still replying. Press Esc to stop it first.")
             return
-        self.query_one(StatusLine).set_activity("Writing a short summary…")
-        self._close()
+        self._close_session()
 
-    @work(thread=True, exclusive=True, group="closing")
-    def _close(self) -> None:
-        session = self.companion.close_session()
-        self.app.call_from_thread(self._closing_steps, session.summary)
-
-    def _closing_steps(self, summary: str | None) -> None:
+    @work(exclusive=True, group="closing")
+    async def _close_session(self) -> None:
+        """The closing steps, in order: the summary, a step for next time, the closing mood."""
         from app.tui.screens.closing import ClosingScreen
-
-        self.query_one(StatusLine).set_activity("")
-        engine = self.app.engine
-        self.app.push_screen(ClosingScreen(summary, save=self.companion.set_next_step,
-                                           had_model=engine is not None and engine.ready),
-                             self._step_chosen)
-
-    def _step_chosen(self, step: str | None) -> None:
         from app.tui.screens.mood import MoodScreen
 
+        status = self.query_one(StatusLine)
+        status.set_activity("Writing a short summary…")
+        try:  # the model writes in a thread; the service keeps the result under its lock
+            session = await asyncio.to_thread(self.service.close_session)
+        finally:
+            status.set_activity("")
+        step = await self.app.push_screen_wait(
+            ClosingScreen(session.summary, save=self.service.set_next_step,
+                          had_model=self.service.model_ready()))
         if step is None:  # skipped (a written step was saved before the dialog closed)
             try:
-                self.companion.set_next_step(None)
+                self.service.set_next_step(None)
             except Exception as exc:
                 self.notify(f"Could not save: {exc}", severity="error", markup=False)
-        self.app.push_screen(MoodScreen(closing=True, save=self._record_mood), self._closing_mood)
-
-    async def _closing_mood(self, result) -> None:
+        result = await self.app.push_screen_wait(MoodScreen(closing=True, save=self._record_mood))
         try:
-            self.companion.end_session()
+            self.service.end_session()
         except Exception as exc:
             self.notify(f"Could not save: {exc}", severity="error", markup=False)
         self.notify("Session saved in your journal. Take care.")
@@ -400,15 +422,12 @@ class ChatScreen(Screen):
     def action_rename_session(self) -> None:
         from app.tui.screens.dialogs import TextPromptScreen
 
-        session = self.query_one(SessionList).highlighted_session or self.companion.session
+        session = self.query_one(SessionList).highlighted_session or self.service.session
         if session is None:
             return
 
         def rename(title: str) -> None:  # before the dialog closes: a failure keeps the words
-            if title.strip():
-                self.app.journal.update_session(session.id, title=title.strip()[:80])
-                if self.companion.session and self.companion.session.id == session.id:
-                    self.companion.session = self.app.journal.session(session.id)
+            self.service.rename_session(session.id, title)
 
         def done(title: str | None) -> None:
             self.refresh_sessions()
@@ -426,10 +445,12 @@ class ChatScreen(Screen):
         async def done(confirmed: bool | None) -> None:
             if not confirmed:
                 return
-            current = self.companion.session and self.companion.session.id == session.id
-            self.app.journal.delete_session(session.id)
+            try:
+                current = self.service.delete_session(session.id)
+            except Busy as exc:
+                self.notify(str(exc))
+                return
             if current:
-                self.companion.session = None
                 await self.begin_new_session()
             self.refresh_sessions()
             self.notify("Session deleted.")
@@ -475,25 +496,14 @@ class ChatScreen(Screen):
         self.app.push_screen(ExportScreen())
 
     def set_mode(self, mode: Mode) -> None:
-        self.companion.choose_mode(mode)
+        self.service.choose_mode(mode)
         self.notify(f"{mode.label}: Haven will work this way from your next message.")
         self.query_one("#checkin-offer").remove_class("shown")
 
     def palette_commands(self):
-        yield "New session", "Start a fresh conversation (Ctrl+N)", self.action_new_session
-        yield "Mood check-in", "Rate your mood and name emotions (F2)", self.action_check_in
-        yield "Thought record", "Fill in or draft a thought record (Ctrl+T)", self.action_thought_record
-        yield "End session", "Summary, a step for next time, closing mood (Ctrl+G)", self.action_end_session
-        yield "Journal", "Sessions, notes, thought records, search and mood chart (F3)", self.action_journal
-        yield "Models", "Download, import or switch the model (F4)", self.action_models
-        yield "Settings", "Country for crisis resources, generation, theme (F8)", self.action_settings
-        yield "Export", "Save an encrypted copy of your journal (F9)", self.action_export
-        yield "Rename session", "Give this session a title (Ctrl+R)", self.action_rename_session
-        yield ("Delete session", "Delete the highlighted session (Delete, in the sidebar)",
-               self.action_delete_session)
-        yield "Stop reply", "Stop Haven's reply now (Esc)", self.action_stop_reply
+        for key in keys.CHAT:
+            yield key.title, keys.palette_help(key), getattr(self, f"action_{key.action}")
+        yield keys.DELETE.title, keys.palette_help(keys.DELETE), self.action_delete_session
         for mode in Mode:
             yield f"Work: {mode.label}", "Change how Haven works with you", (
                 lambda m=mode: self.set_mode(m))
-        yield "Show or hide sessions", "The sessions sidebar (Ctrl+B)", self.action_toggle_sidebar
-

@@ -25,12 +25,6 @@ DEFAULT = (
 
 class CountryScreen(Screen):
     BINDINGS = [Binding("escape", "keep", "Keep the default")]
-    DEFAULT_CSS = """
-    CountryScreen Vertical { width: 76; max-width: 100%; height: 1fr; margin: 0 2; }
-    CountryScreen #country-title { text-style: bold; margin: 1 0 0 0; }
-    CountryScreen OptionList { height: 1fr; min-height: 4; max-height: 16; margin: 1 0; }
-    CountryScreen .buttons { margin: 1 0 0 0; }
-    """
 
     def compose(self) -> ComposeResult:
         yield Header()

@@ -13,21 +13,12 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
-from app.cli.common import CliError, parse_day_range
-from app.export.age_file import AgeError
-from app.export.service import describe_counts, export_journal
+from app.conversation.service import ExportProblem, describe_counts
 from app.tui.widgets.passphrase_input import PassphraseInput
 
 
 class ExportScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape", "close", "Close"), Binding("ctrl+s", "export", "Export")]
-    # Side-by-side fields share the row; the fields scroll above the message and buttons,
-    # which stay in view at 80x24 (60vh leaves room for them and the dialog's frame).
-    DEFAULT_CSS = """
-    ExportScreen .form-row Input { width: 1fr; }
-    ExportScreen #fields { height: auto; max-height: 60vh; }
-    ExportScreen #actions { height: auto; }
-    """
 
     def compose(self) -> ComposeResult:
         default = Path.home() / f"haven-journal-{date.today().isoformat()}.age"
@@ -82,27 +73,16 @@ class ExportScreen(ModalScreen[None]):
                 problem.update("The two passphrases are different.")
                 return
             passphrase = value["pass1"]
-        if self.app.paths.holds(out):
-            problem.update(Text(f"{out} is inside Haven's data folder; choose a place outside it."))
-            return
-        if out.exists():
-            problem.update(Text(f"{out} already exists; choose another name."))
-            return
-        try:
-            since, until = parse_day_range(value["since"], value["until"])
-        except CliError as exc:
-            problem.update(Text(str(exc)))
-            return
         problem.update("Exporting…")
-        self._export(out, passphrase, [recipient] if recipient else [], since, until,
+        self._export(out, passphrase, [recipient] if recipient else [], value["since"], value["until"],
                      self.query_one("#format", Select).value)
 
     @work(thread=True, exclusive=True)
     def _export(self, out, passphrase, recipients, since, until, fmt) -> None:
         try:
-            result = export_journal(self.app.journal, out, passphrase=passphrase,
-                                    recipients=recipients, since=since, until=until, fmt=fmt)
-        except AgeError as exc:
+            result = self.app.service.export(out, passphrase=passphrase, recipients=recipients,
+                                             since=since or None, until=until or None, fmt=fmt)
+        except ExportProblem as exc:
             self.app.call_from_thread(self.query_one("#problem", Static).update, Text(str(exc)))
             return
         counts = describe_counts(result.counts)

@@ -5,7 +5,7 @@ would rather paste a path; the path stays after an error. The file is checked be
 anything is copied. When it carries no chat template of its own, the person chooses the
 model family from a list in plain words (a guess from the file name is highlighted).
 Dismisses with an :class:`ImportChoice`, or None when closed; the caller does the import
-(``import_gguf(paths, choice.path, None, choice.chat_format)``).
+(``service.import_model(choice.path, choice.chat_format)``).
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DirectoryTree, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from app.modelhub.gguf import GGUFError, inspect_gguf
-from app.modelhub.importer import known_chat_formats
+from app.conversation.service import ModelError, chat_formats, model_file_needs_format
 
 #: The families a person may recognise from the model's page, for each format Haven knows.
 FORMAT_WORDS = {
@@ -72,14 +71,6 @@ class ModelFileTree(DirectoryTree):
 
 class ImportModelScreen(ModalScreen[ImportChoice | None]):
     BINDINGS = [Binding("escape", "close", "Close")]
-    DEFAULT_CSS = """
-    ImportModelScreen .dialog { width: 90; max-width: 100%; height: 100%; }
-    ImportModelScreen ModelFileTree { height: 1fr; min-height: 5; }
-    ImportModelScreen #formats { height: 1fr; min-height: 5; display: none; }
-    ImportModelScreen #formats.shown { display: block; }
-    ImportModelScreen.choosing-format ModelFileTree { display: none; }
-    ImportModelScreen #problem, ImportModelScreen .buttons { height: auto; }
-    """
 
     def __init__(self, start: Path | None = None) -> None:
         super().__init__()
@@ -95,7 +86,7 @@ class ImportModelScreen(ModalScreen[ImportChoice | None]):
             yield Input(placeholder="or paste the file's location here", id="path",
                         select_on_focus=False)
             yield Static("", id="problem", classes="error")
-            yield OptionList(*[Option(FORMAT_WORDS.get(f, f), id=f) for f in known_chat_formats()],
+            yield OptionList(*[Option(FORMAT_WORDS.get(f, f), id=f) for f in chat_formats()],
                              id="formats")
             with Horizontal(classes="buttons"):
                 yield Button("Check this file", id="check", variant="primary")
@@ -160,14 +151,14 @@ class ImportModelScreen(ModalScreen[ImportChoice | None]):
     @work(thread=True, exclusive=True, group="inspect")
     def _inspect(self, path: Path) -> None:
         try:
-            info = inspect_gguf(path)
-        except GGUFError as exc:
+            needs_format = model_file_needs_format(path)
+        except ModelError as exc:
             self.app.call_from_thread(self.say, f"{path.name} cannot be used: {exc}")
             return
         except OSError as exc:
             self.app.call_from_thread(self.say, f"{path.name} cannot be read: {exc.strerror}")
             return
-        self.app.call_from_thread(self._checked, path, info.chat_template is None)
+        self.app.call_from_thread(self._checked, path, needs_format)
 
     def _checked(self, path: Path, needs_format: bool) -> None:
         self.checked, self.needs_format = path, needs_format

@@ -30,7 +30,7 @@ from app.text import TextProblem, check_typed, one_line, terminal_safe
 from app.tui.screens.dialogs import DiscardGuard
 from app.tui.screens.thought_record import ThoughtRecordScreen
 from app.tui.widgets.mood_chart import MoodChart
-from app.tui.widgets.session_list import friendly_day, session_name
+from app.tui.widgets.session_list import friendly_day
 
 KIND_LABEL = {"session": "Session", "note": "Note", "thought_record": "Thought record",
               "message": "Message"}
@@ -127,11 +127,6 @@ class NoteScreen(DiscardGuard, ModalScreen[str | None]):
 
 class JournalScreen(Screen[str | None]):
     BINDINGS = [Binding("escape", "close", "Back"), Binding("ctrl+n", "new_note", "New note")]
-    DEFAULT_CSS = """
-    JournalScreen ListView { height: 1fr; }
-    JournalScreen #search-box { margin: 0 0 1 0; }
-    JournalScreen .buttons { height: auto; }
-    """
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -156,25 +151,18 @@ class JournalScreen(Screen[str | None]):
         self.reload()
 
     def reload(self) -> None:
-        journal = self.app.journal
-        entries = [("session", s.id, s.started, session_name(s), s.id)
-                   for s in journal.sessions()]
-        entries += [("note", n.id, n.created, n.body, None) for n in journal.notes()]
-        entries += [("thought_record", t.id, t.created,
-                     t.situation or t.hot_thought or "Thought record", t.session_id)
-                    for t in journal.thought_records()]
-        entries.sort(key=lambda e: e[2], reverse=True)
+        service = self.app.service
         timeline = self.query_one("#timeline-list", ListView)
         timeline.clear()
-        for kind, ref, when, body, session_id in entries:
-            timeline.append(EntryItem(kind, ref, entry_text(kind, when, body), session_id))
+        for e in service.timeline():
+            timeline.append(EntryItem(e.kind, e.id, entry_text(e.kind, e.created, e.text), e.session_id))
         records = self.query_one("#records-list", ListView)
         records.clear()
-        for t in journal.thought_records():
+        for t in service.thought_records():
             records.append(EntryItem("thought_record", t.id,
                                      entry_text("thought_record", t.created,
                                                 t.situation or t.hot_thought or "Thought record")))
-        self.query_one(MoodChart).set_entries(journal.moods())
+        self.query_one(MoodChart).set_entries(service.moods())
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "search-box":
@@ -183,7 +171,7 @@ class JournalScreen(Screen[str | None]):
     def search(self, query: str) -> None:
         results = self.query_one("#search-results", ListView)
         results.clear()
-        hits = self.app.journal.search(query) if query.strip() else []
+        hits = self.app.service.search(query)
         for hit in hits:
             results.append(EntryItem(hit.kind, hit.ref_id, hit_text(hit), hit.session_id))
         count = self.query_one("#search-count", Static)
@@ -196,11 +184,11 @@ class JournalScreen(Screen[str | None]):
         if item.kind in ("session", "message"):
             self.dismiss(item.session_id or item.ref_id)
         elif item.kind == "note":
-            note = next((n for n in self.app.journal.notes() if n.id == item.ref_id), None)
+            note = self.app.service.note(item.ref_id)
             if note:
                 self.app.push_screen(NoteScreen(note.body, editable=False))
         elif item.kind == "thought_record":
-            record = self.app.journal.thought_record(item.ref_id)
+            record = self.app.service.thought_record(item.ref_id)
             if record:
                 self.app.push_screen(ThoughtRecordScreen(record), lambda _: self.reload())
 
@@ -216,7 +204,7 @@ class JournalScreen(Screen[str | None]):
                 self.notify("Note saved.")
                 self.reload()
 
-        self.app.push_screen(NoteScreen(save=self.app.journal.add_note), saved)
+        self.app.push_screen(NoteScreen(save=self.app.service.add_note), saved)
 
     def action_close(self) -> None:
         self.dismiss(None)

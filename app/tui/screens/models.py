@@ -14,11 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, ProgressBar, Static
 
-from app.modelhub.catalog import catalog
-from app.modelhub.download import DownloadError, DownloadProgress, download_catalog_entry
-from app.modelhub.importer import ImportError_, import_gguf
-from app.modelhub.registry import ModelRegistry, RegistryError
-from app.settings import save_settings
+from app.conversation.service import ModelError
 from app.text import safe_rich
 
 
@@ -28,12 +24,6 @@ class DownloadStopped(Exception):
 
 class ModelsScreen(Screen):
     BINDINGS = [Binding("escape", "close", "Back")]
-    DEFAULT_CSS = """
-    ModelsScreen Vertical { padding: 0 2; }
-    ModelsScreen DataTable { height: auto; max-height: 12; margin: 1 0; }
-    ModelsScreen ProgressBar { margin: 1 0 0 0; }
-    ModelsScreen #detail { height: auto; min-height: 2; }
-    """
 
     def __init__(self, first_run: bool = False) -> None:
         super().__init__()
@@ -70,11 +60,11 @@ class ModelsScreen(Screen):
     def reload(self) -> None:
         table = self.query_one(DataTable)
         table.clear()
-        registry = ModelRegistry(self.app.paths)
-        installed = {m.name: m for m in registry.all()}
+        service = self.app.service
+        installed = service.installed_models()
         ram = psutil.virtual_memory().total / 1024**3
-        selected = self.app.settings.model
-        for entry in catalog().model:
+        selected = service.settings.model
+        for entry in service.catalog_entries():
             status = "selected" if entry.name == selected and entry.name in installed else (
                 "installed" if entry.name in installed else "")
             tag = " (recommended)" if entry.default else " (small machines)" if entry.small_machines else ""
@@ -82,7 +72,7 @@ class ModelsScreen(Screen):
             table.add_row(entry.title + tag, f"{entry.size_mb} MB", fit, status, entry.licence,
                           key=entry.name)
         for name, model in installed.items():
-            if catalog().get(name) is None:
+            if service.catalog_entry(name) is None:
                 status = "selected" if name == selected else "installed"
                 table.add_row(safe_rich(name), f"{model.size / 1e6:.0f} MB", "", status, "imported",
                               key=name)
@@ -95,7 +85,7 @@ class ModelsScreen(Screen):
         return str(key.value)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        entry = catalog().get(str(event.row_key.value))
+        entry = self.app.service.catalog_entry(str(event.row_key.value))
         detail = self.query_one("#detail", Static)
         detail.update(f"{entry.description}  ({entry.template_note})" if entry else "")
 
@@ -113,7 +103,7 @@ class ModelsScreen(Screen):
             self.stop_requested = True
             self.query_one("#status", Static).update("Stopping… the part downloaded is kept.")
             return
-        entry = catalog().get(self._selected_name() or "")
+        entry = self.app.service.catalog_entry(self._selected_name() or "")
         if entry is None:
             self.notify("Pick a catalog model to download.")
             return
@@ -128,10 +118,9 @@ class ModelsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="download")
     def _download(self, name: str) -> None:
-        entry = catalog().get(name)
         last = [0.0]
 
-        def progress(p: DownloadProgress) -> None:
+        def progress(p) -> None:
             if self.stop_requested:
                 raise DownloadStopped()
             now = time.monotonic()
@@ -140,16 +129,16 @@ class ModelsScreen(Screen):
                 self.app.call_from_thread(self._progress, p)
 
         try:
-            model = download_catalog_entry(self.app.paths, entry, progress)
+            installed = self.app.service.download_model(name, progress)
         except DownloadStopped:
             self.app.call_from_thread(self._finished, "Download paused. Press Download to resume.")
             return
-        except DownloadError as exc:
+        except ModelError as exc:
             self.app.call_from_thread(self._finished, str(exc))
             return
-        self.app.call_from_thread(self._installed, model.name)
+        self.app.call_from_thread(self._installed, installed)
 
-    def _progress(self, p: DownloadProgress) -> None:
+    def _progress(self, p) -> None:
         bar = self.query_one(ProgressBar)
         bar.update(total=p.total, progress=p.done)
         what = "Verifying" if p.phase == "verify" else "Downloading"
@@ -172,14 +161,12 @@ class ModelsScreen(Screen):
     # ---- use, import, remove ---------------------------------------------------------------------
 
     def _select(self, name: str) -> None:
-        self.app.settings.model = name
-        save_settings(self.app.paths, self.app.settings)
-        self.app.start_engine()
+        self.app.service.select_model(name)
         self.reload()
 
     def use(self) -> None:
         name = self._selected_name()
-        if not name or ModelRegistry(self.app.paths).get(name) is None:
+        if not self.app.service.is_installed(name):
             self.notify("Download or import this model first.")
             return
         self._select(name)
@@ -202,17 +189,17 @@ class ModelsScreen(Screen):
     def _import(self, path: Path, chat_format: str | None) -> None:
         self.app.call_from_thread(self.query_one("#status", Static).update, f"Checking {path.name}…")
         try:
-            model = import_gguf(self.app.paths, path, None, chat_format)
-        except ImportError_ as exc:
+            installed = self.app.service.import_model(path, chat_format)
+        except ModelError as exc:
             self.app.call_from_thread(self.query_one("#status", Static).update, Text(str(exc)))
             return
-        self.app.call_from_thread(self._installed, model.name)
+        self.app.call_from_thread(self._installed, installed)
 
     def remove_model(self) -> None:
         from app.tui.screens.dialogs import ConfirmScreen
 
         name = self._selected_name()
-        if not name or ModelRegistry(self.app.paths).get(name) is None:
+        if not self.app.service.is_installed(name):
             self.notify("That model is not installed.")
             return
 
@@ -220,14 +207,10 @@ class ModelsScreen(Screen):
             if not yes:
                 return
             try:
-                ModelRegistry(self.app.paths).remove(name)
-            except RegistryError as exc:
+                self.app.service.remove_model(name)
+            except ModelError as exc:
                 self.notify(str(exc), severity="error")
                 return
-            if self.app.settings.model == name:
-                self.app.settings.model = None
-                save_settings(self.app.paths, self.app.settings)
-                self.app.start_engine()
             self.reload()
 
         self.app.push_screen(ConfirmScreen(f"Delete the model {name} from this computer?",

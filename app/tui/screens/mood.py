@@ -73,11 +73,6 @@ def emotions_preview(text: str) -> str:
 
 class MoodScreen(DiscardGuard, ModalScreen[MoodResult | None]):
     BINDINGS = [Binding("escape", "skip", "Skip"), Binding("ctrl+s", "save", "Save")]
-    DEFAULT_CSS = """
-    MoodScreen #scores { height: auto; }
-    MoodScreen #scores Button { min-width: 5; width: 5; margin: 0; }
-    MoodScreen #scores Button.chosen { background: $accent; color: $text; }
-    """
 
     def __init__(self, closing: bool = False,
                  save: Callable[[MoodResult], object] | None = None) -> None:

@@ -18,11 +18,6 @@ from app.store.records import SafetyPlan
 
 class SafetyPlanScreen(Screen[bool]):
     BINDINGS = [Binding("escape", "close", "Close"), Binding("ctrl+s", "save", "Save")]
-    DEFAULT_CSS = """
-    SafetyPlanScreen VerticalScroll { padding: 0 2; }
-    SafetyPlanScreen Label { margin: 1 0 0 0; text-style: bold; }
-    SafetyPlanScreen TextArea { height: 4; }
-    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -30,7 +25,7 @@ class SafetyPlanScreen(Screen[bool]):
 
     def compose(self) -> ComposeResult:
         text = plan_text()
-        self.plan = self.app.journal.safety_plan()
+        self.plan = self.app.service.safety_plan()
         yield Header()
         with VerticalScroll():
             yield Static(text.intro, classes="hint")
@@ -67,7 +62,7 @@ class SafetyPlanScreen(Screen[bool]):
     def action_save(self) -> None:
         plan = (self.plan or SafetyPlan()).model_copy(update=self.values())
         try:
-            self.plan = self.app.journal.save_safety_plan(plan)
+            self.plan = self.app.service.save_safety_plan(plan)
         except Exception as exc:  # say what happened; what was typed stays in the form
             self.query_one("#problem", Static).update(f"Could not save: {exc}")
             return

@@ -11,7 +11,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
 from app.safety.resources import countries
-from app.settings import Settings, save_settings
+from app.settings import Settings
 
 NUMBERS = [
     ("temperature", "Variety of replies (0-2: higher is more varied, lower more predictable)",
@@ -46,11 +46,6 @@ def plain_error(error: dict) -> str:
 
 class SettingsScreen(Screen):
     BINDINGS = [Binding("escape", "close", "Back"), Binding("ctrl+s", "save", "Save")]
-    DEFAULT_CSS = """
-    SettingsScreen VerticalScroll { padding: 0 2; }
-    SettingsScreen Label { margin: 1 0 0 0; }
-    SettingsScreen Input, SettingsScreen Select { width: 60; }
-    """
 
     def compose(self) -> ComposeResult:
         s = self.app.settings
@@ -97,13 +92,8 @@ class SettingsScreen(Screen):
             error = exc.errors()[0]
             self.query_one("#problem", Static).update(Text(plain_error(error)))
             return
-        reload_model = (new.n_ctx, new.threads) != (old.n_ctx, old.threads)
-        for name in Settings.model_fields:
-            setattr(old, name, getattr(new, name))
-        save_settings(self.app.paths, old)
-        self.app.theme = old.theme
-        if reload_model:
-            self.app.start_engine()
+        self.app.service.update_settings(new)
+        self.app.theme = new.theme
         self.query_one("#problem", Static).update("")
         self.notify("Settings saved.")
 

@@ -24,14 +24,6 @@ BREATH = [("Breathe in", n) for n in range(1, 5)] + [("Breathe out", n) for n in
 
 class SosScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape", "close", "Close")]
-    DEFAULT_CSS = """
-    SosScreen #sos { border: thick $error; }
-    SosScreen #sos-title { text-style: bold; }
-    SosScreen #sos-services { margin: 0 0 1 0; }
-    SosScreen #sos-plan { margin: 0 0 1 0; }
-    SosScreen #sos-breath { text-style: bold; color: $accent; margin: 1 0 0 0; }
-    SosScreen Markdown { margin: 0; }
-    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -39,7 +31,7 @@ class SosScreen(ModalScreen[None]):
 
     @property
     def journal(self):
-        return getattr(self.app, "journal", None)
+        return getattr(self.app, "service", None)  # None before unlock
 
     def compose(self) -> ComposeResult:
         found = all_services_for(self.app.settings.country)

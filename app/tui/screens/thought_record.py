@@ -51,13 +51,6 @@ def hot_label(n: int, thought: str) -> Content:
 
 class ThoughtRecordScreen(DiscardGuard, Screen):
     BINDINGS = [Binding("escape", "close", "Close"), Binding("ctrl+s", "save", "Save")]
-    DEFAULT_CSS = """
-    ThoughtRecordScreen VerticalScroll { padding: 0 2; }
-    ThoughtRecordScreen Label { margin: 1 0 0 0; text-style: bold; }
-    ThoughtRecordScreen TextArea { height: 4; }
-    ThoughtRecordScreen SelectionList { height: 13; }
-    ThoughtRecordScreen RadioSet { height: auto; }
-    """
 
     def __init__(self, record: ThoughtRecord | None = None) -> None:
         super().__init__()
@@ -167,8 +160,8 @@ class ThoughtRecordScreen(DiscardGuard, Screen):
                 thoughts.append(AutomaticThought(text=text, hot=(hot_index == n - 1)))
         for field_id in ("situation", "evidence_for", "evidence_against", "balanced"):
             check_typed(self.query_one(f"#{field_id}", TextArea).text, "That field")
-        base = self.record or ThoughtRecord(
-            session_id=self.app.companion.session.id if self.app.companion.session else None)
+        session = self.app.service.session
+        base = self.record or ThoughtRecord(session_id=session.id if session else None)
         return base.model_copy(update=dict(
             situation=self.query_one("#situation", TextArea).text.strip(),
             moods=moods,
@@ -200,7 +193,7 @@ class ThoughtRecordScreen(DiscardGuard, Screen):
             problem.update("Write at least the situation or a thought before saving.")
             return
         try:
-            self.record = self.app.companion.save_thought_record(record)
+            self.record = self.app.service.save_thought_record(record)
         except Exception as exc:  # a full disk, a replaced journal: the form keeps every word
             problem.update(Text(f"Could not save: {exc}. Everything you wrote is still here."))
             return
@@ -212,8 +205,7 @@ class ThoughtRecordScreen(DiscardGuard, Screen):
         self.close_guarded(lambda: self.dismiss(None))
 
     def draft(self) -> None:
-        engine = self.app.engine
-        if engine is None or not engine.ready:
+        if not self.app.service.can_draft():
             self.notify("A draft needs the model, which is not ready. You can fill the form by hand.",
                         severity="warning")
             return
@@ -223,7 +215,7 @@ class ThoughtRecordScreen(DiscardGuard, Screen):
 
     @work(thread=True, exclusive=True)
     def _draft(self) -> None:
-        record = self.app.companion.draft_thought_record()
+        record = self.app.service.draft_thought_record()
         self.app.call_from_thread(self._drafted, record)
 
     def _drafted(self, record: ThoughtRecord) -> None:

@@ -9,7 +9,13 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Static
 
-from app.store import DiskFull, Journal, JournalError, WrongPassphrase
+from app.conversation.service import (
+    DiskFull,
+    JournalError,
+    WrongPassphrase,
+    create_journal,
+    open_journal,
+)
 from app.tui.widgets.passphrase_input import MAX_PASSPHRASE_CHARS, PassphraseInput
 
 MIN_LENGTH = 8
@@ -31,10 +37,6 @@ def strength_hint(passphrase: str) -> tuple[str, bool]:
 
 
 class CreatePassphraseScreen(Screen):
-    DEFAULT_CSS = """
-    CreatePassphraseScreen Vertical { width: 76; max-width: 100%; height: auto; margin: 1 2; }
-    """
-
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical():
@@ -97,7 +99,7 @@ class CreatePassphraseScreen(Screen):
     @work(thread=True, exclusive=True)
     def _create(self, passphrase: str) -> None:
         try:
-            journal = Journal.create(self.app.paths.journal, passphrase)
+            journal = create_journal(self.app.paths, passphrase)
         except JournalError as exc:
             self.app.call_from_thread(self.query_one("#problem", Static).update, Text(str(exc)))
             return
@@ -111,10 +113,6 @@ def too_long_paste(screen: Screen) -> None:
 
 
 class UnlockScreen(Screen):
-    DEFAULT_CSS = """
-    UnlockScreen Vertical { width: 64; max-width: 100%; height: auto; margin: 2 2; }
-    """
-
     def __init__(self) -> None:
         super().__init__()
         self.tries = 0
@@ -153,7 +151,7 @@ class UnlockScreen(Screen):
     @work(thread=True, exclusive=True)
     def _open(self, passphrase: str) -> None:
         try:
-            journal = Journal.open(self.app.paths.journal, passphrase)
+            journal = open_journal(self.app.paths, passphrase)
         except WrongPassphrase:
             self.app.call_from_thread(self._wrong)
             return

@@ -10,10 +10,6 @@ from textual.widgets import Button, Footer, Header, Markdown
 
 class WelcomeScreen(Screen):
     BINDINGS = [("enter", "acknowledge", "I understand")]
-    DEFAULT_CSS = """
-    WelcomeScreen VerticalScroll { width: 84; max-width: 100%; margin: 0 2; }
-    WelcomeScreen Markdown { margin: 1 0; }
-    """
 
     def compose(self) -> ComposeResult:
         yield Header()

@@ -15,17 +15,6 @@ LABELS = {"user": "You", "assistant": "Haven", "system": "Haven"}
 
 
 class ChatMessage(Vertical):
-    DEFAULT_CSS = """
-    ChatMessage { height: auto; margin: 0 0 1 0; padding: 0 1; }
-    ChatMessage .who { color: $text-muted; text-style: bold; }
-    ChatMessage.user { border-left: thick $accent; background: $boost; }
-    ChatMessage.assistant { border-left: thick $success; }
-    ChatMessage.system { border-left: thick $secondary; color: $text-muted; }
-    ChatMessage.crisis { border-left: thick $error; }
-    ChatMessage Markdown { margin: 0; padding: 0; }
-    ChatMessage .note { color: $text-muted; text-style: italic; }
-    """
-
     def __init__(self, role: str, content: str = "", note: str = "", message_id: str | None = None,
                  risk: str = "none") -> None:
         classes = f"{role} crisis" if risk == "crisis" and role == "system" else role

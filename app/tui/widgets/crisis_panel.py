@@ -8,12 +8,9 @@ brings them back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import Button, Static
 
 from app.safety.resources import CountryResources, Situation, emergency_line
@@ -59,22 +56,6 @@ def plan_rich(plan, title: bool = True) -> Text:
 
 
 class CrisisPanel(Vertical):
-    DEFAULT_CSS = """
-    CrisisPanel { height: auto; max-height: 60%; border: heavy $error; background: $error 15%;
-                  padding: 0 1; margin: 0 0 1 0; display: none; overflow-y: auto; }
-    CrisisPanel.elevated { border: heavy $warning; background: $warning 10%; }
-    CrisisPanel.shown { display: block; }
-    CrisisPanel #crisis-title { text-style: bold; }
-    CrisisPanel #crisis-plan { margin: 1 0 0 0; }
-    CrisisPanel #crisis-text { margin: 1 0 0 0; }
-    CrisisPanel Horizontal { height: auto; }
-    CrisisPanel #crisis-hint { width: 1fr; padding: 1 0 0 2; color: $text-muted; }
-    """
-
-    @dataclass
-    class Dismissed(Message):
-        panel: CrisisPanel
-
     def compose(self) -> ComposeResult:
         yield Static("", id="crisis-title")
         yield Static("", id="crisis-resources")
@@ -105,4 +86,3 @@ class CrisisPanel(Vertical):
         if event.button.id == "crisis-dismiss":
             event.stop()
             self.hide()
-            self.post_message(self.Dismissed(self))

@@ -10,11 +10,6 @@ from textual.widgets import TextArea
 
 
 class MessageBox(TextArea):
-    DEFAULT_CSS = """
-    MessageBox { height: auto; min-height: 3; max-height: 8; border: round $accent; }
-    MessageBox:focus { border: round $accent-lighten-2; }
-    """
-
     @dataclass
     class Submitted(Message):
         box: MessageBox

@@ -11,6 +11,7 @@ from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
 
 from app.store.records import MoodEntry
+from app.tui import keys
 
 
 def daily_averages(entries: list[MoodEntry], days: int, today=None) -> list[float]:
@@ -44,11 +45,6 @@ def weekly_table(entries: list[MoodEntry], weeks: int = 8) -> Table:
 
 
 class MoodChart(Vertical):
-    DEFAULT_CSS = """
-    MoodChart { height: auto; padding: 1; }
-    MoodChart Sparkline { height: 5; margin: 1 0; }
-    """
-
     def compose(self) -> ComposeResult:
         yield Static("Mood over the last 30 days (0 = very low, 10 = very good)", id="mood-caption")
         yield Sparkline([], id="mood-spark")
@@ -59,7 +55,7 @@ class MoodChart(Vertical):
         weeks = self.query_one("#mood-weeks", Static)
         if not entries:
             spark.data = []
-            weeks.update("No mood ratings yet. Check in from a session, or press m.")
+            weeks.update(f"No mood ratings yet. Check in from a session with {keys.MOOD.first}.")
             return
         spark.data = daily_averages(entries, 30)
         weeks.update(weekly_table(entries))

@@ -11,6 +11,7 @@ from textual.widgets import Label, ListItem, ListView
 
 from app.store.records import Session
 from app.text import one_line
+from app.tui import keys
 
 
 def friendly_day(moment: datetime) -> str:
@@ -40,12 +41,7 @@ class SessionItem(ListItem):
 
 
 class SessionList(ListView):
-    DEFAULT_CSS = """
-    SessionList { width: 24; border-right: solid $panel-lighten-2; background: $surface; }
-    SessionList > ListItem { padding: 0 1; height: 2; }
-    """
-
-    BINDINGS = [("delete", "request_delete", "Delete session")]
+    BINDINGS = [keys.DELETE.binding()]
 
     @dataclass
     class Opened(Message):

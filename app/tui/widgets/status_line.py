@@ -9,10 +9,6 @@ from app.text import one_line
 
 
 class StatusLine(Static):
-    DEFAULT_CSS = """
-    StatusLine { height: 1; padding: 0 1; color: $text-muted; background: $panel; }
-    """
-
     def __init__(self) -> None:
         super().__init__("", markup=False)
         self.model = ""
