@@ -174,3 +174,32 @@ def test_the_pattern_is_a_trap_from_last_time_that_keeps_coming_up(tmp_path):
         assert returning_pattern(journal, crisis) is None
     finally:
         journal.close()
+
+
+async def test_the_app_says_quietly_what_haven_remembered_under_the_reply(tmp_path):
+    """In the app, a reply that used the journal has a quiet line under it naming what
+    was recalled; a reply that recalled nothing has none."""
+    from app.paths import DataPaths
+    from app.tui.widgets.chat_message import ChatMessage
+    from app.tui.widgets.insights_panel import RecalledNote
+    from tests.test_tui import make_app, send, unlock
+
+    home = tmp_path / "home"
+    paths = DataPaths(home).ensure()
+    journal = Journal.create(paths.journal, PASSPHRASE)
+    seed(journal)
+    journal.close()
+    app, _ = make_app(home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await unlock(pilot)
+        await send(pilot, UNRELATED)
+        assert not list(app.screen.query(RecalledNote))
+        await send(pilot, SAME_THEME)
+        notes = list(app.screen.query(RecalledNote))
+        assert len(notes) == 1
+        line = str(notes[0].render())
+        assert line.startswith("Haven remembered:") and "thought record" in line
+        # it sits under the reply it belongs to
+        log = notes[0].parent
+        before = log.children[log.children.index(notes[0]) - 1]
+        assert isinstance(before, ChatMessage) and before.role == "assistant"

@@ -24,6 +24,7 @@ from app.conversation.events import (
     Crisis,
     FollowUp,
     NoModel,
+    Recalled,
     ReplyDone,
     ReplyReplaced,
     ReplyStarted,
@@ -39,6 +40,7 @@ from app.store.records import Message
 from app.tui import keys
 from app.tui.widgets.chat_message import ChatMessage
 from app.tui.widgets.crisis_panel import CrisisPanel
+from app.tui.widgets.insights_panel import RecalledNote
 from app.tui.widgets.message_box import MessageBox
 from app.tui.widgets.session_list import SessionList, friendly_day, session_name
 from app.tui.widgets.status_line import StatusLine
@@ -57,6 +59,7 @@ class ChatScreen(Screen):
         super().__init__()
         self.replying = False
         self._reply_view: ChatMessage | None = None
+        self._recalled: str | None = None  # "Haven remembered: …", shown under the reply
         self._prefill_timer: Timer | None = None
         self._model_was_ready = False
 
@@ -294,6 +297,8 @@ class ChatScreen(Screen):
             self.show_answers(False)
         elif isinstance(event, NoModel):
             await log.mount(ChatMessage("system", event.text))
+        elif isinstance(event, Recalled):
+            self._recalled = event.line
         elif isinstance(event, ReplyStarted):
             self._reply_view = ChatMessage("assistant", "", note="thinking…",
                                            message_id=event.message.id)
@@ -313,6 +318,9 @@ class ChatScreen(Screen):
                     "error": f"(the model stopped: {event.error})",
                     "crashed": "(interrupted)"}.get(event.status, "")
             await self._reply_view.finish(note)
+            if self._recalled and event.status != "replaced":
+                await log.mount(RecalledNote(self._recalled), after=self._reply_view)
+            self._recalled = None
             if event.status == "crashed" and event.error:  # one calm line; the box is untouched
                 await log.mount(ChatMessage("system", event.error))
         # after the new content is laid out, or the view can stop short of the end
