@@ -203,3 +203,29 @@ async def test_the_app_says_quietly_what_haven_remembered_under_the_reply(tmp_pa
         log = notes[0].parent
         before = log.children[log.children.index(notes[0]) - 1]
         assert isinstance(before, ChatMessage) and before.role == "assistant"
+
+
+async def test_the_journal_shows_the_persons_patterns_with_the_chart(tmp_path):
+    """F3 → Mood: the chart of rated days and each figure with what it rests on."""
+    from app.paths import DataPaths
+    from app.tui.widgets.insights_panel import InsightsPanel
+    from app.tui.widgets.mood_plot import MoodPlot
+    from tests.test_tui import make_app, unlock
+
+    home = tmp_path / "home"
+    journal = Journal.create(DataPaths(home).ensure().journal, PASSPHRASE)
+    seed(journal)
+    journal.close()
+    app, _ = make_app(home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await unlock(pilot)
+        await pilot.press("f3")
+        for _ in range(20):
+            await pilot.pause()
+            if list(app.screen.query(InsightsPanel)):
+                break
+        panel = app.screen.query_one(InsightsPanel)
+        assert panel.query_one(MoodPlot).display  # a month of ratings: the chart is drawn
+        shown = [str(s.render()) for s in panel.query(".figure") if not s.has_class("figure-hidden")]
+        assert shown and all(line.startswith("• ") for line in shown)
+        assert not any("Nothing to show yet" in line for line in shown)

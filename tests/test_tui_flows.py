@@ -16,7 +16,7 @@ from app.tui.screens.help import HelpScreen
 from app.tui.screens.journal import JournalScreen
 from app.tui.screens.mood import MoodScreen
 from app.tui.screens.settings import SettingsScreen
-from app.tui.widgets.mood_chart import MoodChart
+from app.tui.widgets.insights_panel import InsightsPanel
 from app.tui.widgets.session_list import SessionList
 from tests.scripted_engine import ScriptedEngine
 from tests.test_tui import make_app, send, type_text, unlock, wait_idle
@@ -150,7 +150,7 @@ async def test_help_lists_the_bound_keys_and_the_empty_mood_chart_names_a_real_k
         await pilot.press("escape")
         await pilot.press("f3")
         await until(pilot, lambda: isinstance(app.screen, JournalScreen), "the journal")
-        chart = app.screen.query_one(MoodChart)
+        chart = app.screen.query_one(InsightsPanel)
         text = " ".join(str(w.render()) for w in chart.query("Static"))
         assert "press m" not in text and keys.MOOD.first in text
         # and the key it names opens the mood check-in from the chat

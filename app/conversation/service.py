@@ -586,6 +586,13 @@ class HavenService:
         with self._call():
             return self._journal.thought_record(record_id)
 
+    def insights(self):
+        """The person's patterns (app.insights) from the whole journal."""
+        from app.insights import insights
+
+        with self._call():
+            return insights(self._journal)
+
     def moods(self) -> list[MoodEntry]:
         with self._call():
             return self._journal.moods()

@@ -31,7 +31,7 @@ def render_text(result: Insights, width: int = 80, vocabulary: Words | None = No
         out += [drawn, ""]
     shown = result.shown
     if not shown:
-        out += [textwrap.fill(w("insights.nothing"), width), ""]
+        out += [textwrap.fill(w("insights.nothing", mood="haven mood add"), width), ""]
     out += [para(f.text) for f in shown]
     hidden = [f for f in result.figures if not f.shown]
     if hidden:
@@ -48,7 +48,7 @@ def render_markdown(result: Insights, vocabulary: Words | None = None) -> list[s
         out += ["```text", drawn, "```", ""]
     shown = result.shown
     if not shown:
-        out += [w("insights.nothing"), ""]
+        out += [w("insights.nothing", mood="haven mood add"), ""]
     out += [f"- {f.text}" for f in shown]
     hidden = [f for f in result.figures if not f.shown]
     if shown:

@@ -42,7 +42,7 @@ REQUIRED: dict[str, frozenset[str]] = {
     "insights.title": frozenset(),
     "insights.intro": frozenset({"minimum"}),
     "insights.too_few": frozenset({"what", "minimum", "unit", "are", "count"}),
-    "insights.nothing": frozenset(),
+    "insights.nothing": frozenset({"mood"}),
     "insights.mood_by_day.what": frozenset(),
     "insights.mood_by_day.unit": frozenset(),
     "insights.mood_by_day.text": frozenset({"days", "ratings", "average", "low", "high"}),

@@ -29,7 +29,7 @@ from app.store.records import SearchHit
 from app.text import TextProblem, check_typed, one_line, terminal_safe
 from app.tui.screens.dialogs import DiscardGuard
 from app.tui.screens.thought_record import ThoughtRecordScreen
-from app.tui.widgets.mood_chart import MoodChart
+from app.tui.widgets.insights_panel import InsightsPanel
 from app.tui.widgets.session_list import friendly_day
 
 KIND_LABEL = {"session": "Session", "note": "Note", "thought_record": "Thought record",
@@ -142,7 +142,7 @@ class JournalScreen(Screen[str | None]):
                 yield Static("", id="search-count", classes="hint")
                 yield ListView(id="search-results")
             with TabPane("Mood", id="mood"):
-                yield MoodChart()
+                yield InsightsPanel()
             with TabPane("Thought records", id="records"):
                 yield ListView(id="records-list")
         yield Footer()
@@ -162,7 +162,7 @@ class JournalScreen(Screen[str | None]):
             records.append(EntryItem("thought_record", t.id,
                                      entry_text("thought_record", t.created,
                                                 t.situation or t.hot_thought or "Thought record")))
-        self.query_one(MoodChart).set_entries(service.moods())
+        self.query_one(InsightsPanel).show(service.insights())
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "search-box":

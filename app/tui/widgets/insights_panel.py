@@ -15,6 +15,7 @@ from textual.widgets import Static
 from app.insights.figures import MINIMUM, Insights
 from app.insights.words import words
 from app.text import safe_rich
+from app.tui import keys
 from app.tui.widgets.mood_plot import MoodPlot
 
 
@@ -46,7 +47,8 @@ class InsightsPanel(VerticalScroll):
         shown = result.shown
         lines = [Static(safe_rich("• " + f.text), classes="figure") for f in shown]
         if not shown:
-            lines.append(Static(safe_rich(words()("insights.nothing")), classes="figure"))
+            lines.append(Static(safe_rich(words()("insights.nothing", mood=keys.MOOD.first)),
+                                classes="figure"))
         lines += [Static(safe_rich(f.text), classes="figure figure-hidden")
                   for f in result.figures if not f.shown]
         self.mount_all(lines, after=figures)
