@@ -115,12 +115,15 @@ async def test_settings_are_saved_and_kept(tmp_path):
         await until(pilot, lambda: isinstance(app.screen, SettingsScreen), "the settings")
         app.screen.query_one("#country").value = "IE"
         app.screen.query_one("#theme").value = "textual-light"
+        assert app.screen.query_one("#recall").value is True  # recall is on until turned off
+        app.screen.query_one("#recall").value = False
         await pilot.press("ctrl+s")
         await pilot.pause(0.1)
         assert app.theme == "textual-light"
         saved = load_settings(app.paths)
-        assert saved.country == "IE" and saved.theme == "textual-light"
+        assert saved.country == "IE" and saved.theme == "textual-light" and not saved.recall
         assert app.service.settings.country == "IE"  # one settings object for everyone
+        assert not app.service.companion.settings.recall  # the next reply recalls nothing
 
 
 async def test_the_palette_runs_chat_actions_and_names_their_keys(tmp_path):

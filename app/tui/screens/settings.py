@@ -1,4 +1,4 @@
-"""Settings: the country for crisis resources, generation, context, theme."""
+"""Settings: the country for crisis resources, theme, recall, generation, context."""
 
 from __future__ import annotations
 
@@ -58,6 +58,10 @@ class SettingsScreen(Screen):
             yield Select([("Dark", "textual-dark"), ("Light", "textual-light")],
                          value=s.theme if s.theme in ("textual-dark", "textual-light")
                          else "textual-dark", allow_blank=False, id="theme")
+            yield Label("Bring back earlier entries in replies (recall from your journal)")
+            yield Select([("On: a few earlier thought records, summaries and notes", True),
+                          ("Off: nothing from earlier is ever brought back", False)],
+                         value=s.recall, allow_blank=False, id="recall")
             for key, label, group in NUMBERS:
                 value = getattr(s.generation if group else s, key)
                 yield Label(label)
@@ -83,6 +87,7 @@ class SettingsScreen(Screen):
         data["country"] = self.query_one("#country", Select).value
         data["country_confirmed"] = True
         data["theme"] = self.query_one("#theme", Select).value
+        data["recall"] = self.query_one("#recall", Select).value
         for key, _, group in NUMBERS:
             raw = self.query_one(f"#{key}", Input).value.strip()
             (data["generation"] if group else data)[key] = raw
