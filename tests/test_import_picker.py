@@ -158,3 +158,33 @@ def test_every_format_haven_knows_has_plain_words_and_names_guess_well():
     assert guess_format(Path("Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf")) == "llama-3"
     assert guess_format(Path("qwen2.5-1.5b-instruct-q4_k_m.gguf")) == "qwen"
     assert guess_format(Path("model.gguf")) is None
+
+
+async def test_models_import_opens_the_picker_and_installs_the_chosen_file(files, tmp_path):
+    """F4 → Import…: the picker, not a box wanting a command line; a file without a template
+    gets its family from the list and ends up installed."""
+    from app.tui.screens.models import ModelsScreen
+    from tests.test_tui import make_app, unlock
+
+    root, bare, _, _ = files
+    app, _ = make_app(tmp_path / "home")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await unlock(pilot)
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelsScreen), "the models screen")
+        models = app.screen
+        await pilot.click("#import")
+        await wait_for(pilot, lambda: isinstance(app.screen, ImportModelScreen), "the picker")
+        picker = app.screen
+        picker.query_one("#path", Input).focus()
+        await pilot.press(*str(bare))
+        await pilot.press("enter")
+        formats = picker.query_one("#formats", OptionList)
+        await wait_for(pilot, lambda: formats.has_class("shown"), "the list of families")
+        assert formats.get_option_at_index(formats.highlighted).id == "gemma"  # from its name
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen is models, "the picker to close")
+        await wait_for(pilot, lambda: app.service.installed_models(), "the import")
+    installed = app.service.installed_models()
+    assert len(installed) == 1
+    assert next(iter(installed.values())).chat_format == "gemma"

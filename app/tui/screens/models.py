@@ -173,17 +173,15 @@ class ModelsScreen(Screen):
         self.notify(f"Haven will talk with {name}.")
 
     def ask_import(self) -> None:
-        from app.tui.screens.dialogs import TextPromptScreen
+        """A file picker (a folder tree, or a pasted location) that checks the file first
+        and offers a list of model families when the file has no chat template."""
+        from app.tui.screens.import_model import ImportModelScreen
 
-        def chosen(text: str | None) -> None:
-            if not text:
-                return
-            path_text, _, fmt = text.partition(" --chat-format ")
-            self._import(Path(path_text.strip()).expanduser(), fmt.strip() or None)
+        def chosen(choice) -> None:
+            if choice is not None:
+                self._import(choice.path, choice.chat_format)
 
-        self.app.push_screen(TextPromptScreen(
-            "Path of a GGUF file (add ' --chat-format NAME' if it has no template)",
-            placeholder="/home/me/Downloads/model.gguf"), chosen)
+        self.app.push_screen(ImportModelScreen(), chosen)
 
     @work(thread=True, exclusive=True, group="import")
     def _import(self, path: Path, chat_format: str | None) -> None:
