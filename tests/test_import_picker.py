@@ -188,3 +188,29 @@ async def test_models_import_opens_the_picker_and_installs_the_chosen_file(files
     installed = app.service.installed_models()
     assert len(installed) == 1
     assert next(iter(installed.values())).chat_format == "gemma"
+
+
+async def test_a_failed_download_leaves_no_bar_at_zero_and_says_why_in_words(tmp_path, monkeypatch):
+    from textual.widgets import ProgressBar
+
+    from app.conversation.service import ModelError
+    from app.tui.screens.models import ModelsScreen
+    from tests.test_tui import make_app, unlock
+
+    app, _ = make_app(tmp_path / "home")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await unlock(pilot)
+
+        def offline(name, progress):
+            raise ModelError("cannot reach the model hub (no connection). Check your internet "
+                             "connection and try again")
+
+        monkeypatch.setattr(app.service, "download_model", offline)
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelsScreen), "the models screen")
+        await pilot.click("#download")  # the recommended model is selected
+        status = app.screen.query_one("#status")
+        await wait_for(pilot, lambda: "no connection" in str(status.render()), "the failure")
+        assert not app.screen.query_one(ProgressBar).display
+        assert "Error" not in str(status.render())
+        assert str(app.screen.query_one("#download").label) == "Download"

@@ -134,9 +134,15 @@ class ModelsScreen(Screen):
             self.app.call_from_thread(self._finished, "Download paused. Press Download to resume.")
             return
         except ModelError as exc:
-            self.app.call_from_thread(self._finished, str(exc))
+            self.app.call_from_thread(self._failed, str(exc))
             return
         self.app.call_from_thread(self._installed, installed)
+
+    def _failed(self, message: str) -> None:
+        """A download that could not go on: no bar left standing at 0 %, one plain line
+        (what is already on disk stays, and the next try resumes from it)."""
+        self.query_one(ProgressBar).display = False
+        self._finished(message)
 
     def _progress(self, p) -> None:
         bar = self.query_one(ProgressBar)
