@@ -123,18 +123,14 @@ def cmd_mood_add(args: argparse.Namespace) -> int:
 def _help_if_risky(ctx: Context, note: str | None, emotions: list[EmotionRating]) -> None:
     """What is written with a mood goes through the risk check too; a crisis gets the
     crisis services at once (on stderr, so scripts reading stdout are unchanged)."""
-    from app.conversation.prompts import prompt_library
-    from app.safety import assess_risk
+    from app.conversation.companion import mood_words_help
     from app.safety.resources import format_resources, resources_for
 
-    levels = [assess_risk(text).level for text in (note or "", ", ".join(e.name for e in emotions))
-              if text.strip()]
-    library = prompt_library()
-    if "crisis" in levels:
-        print(library.render("safety/mood_note.md"), file=sys.stderr)
+    level, line = mood_words_help(emotions, note, sos="haven sos")
+    if line is not None:
+        print(line, file=sys.stderr)
+    if level == "crisis":
         print(format_resources(resources_for(ctx.settings.country)), file=sys.stderr)
-    elif "elevated" in levels:
-        print(library.render("safety/mood_note_heavy.md", sos="haven sos"), file=sys.stderr)
 
 
 def cmd_mood_list(args: argparse.Namespace) -> int:

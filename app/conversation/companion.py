@@ -84,6 +84,24 @@ class MessageTooLong(ValueError):
     pass
 
 
+def mood_words_help(emotions: list[EmotionRating] | None, note: str | None, sos: str,
+                    prompts: PromptLibrary | None = None) -> tuple[str, str | None]:
+    """(risk level, Haven's line or None) for what a person wrote with a mood rating: its
+    note and the feelings they named in their own words. It never reaches the model, but a
+    crisis written there must still meet help; ``sos`` names where help is (a key, or
+    `haven sos` on the command line)."""
+    found = RiskAssessment(level="none")
+    for text in (note or "", ", ".join(e.name for e in emotions or [])):
+        if text.strip():
+            found = _higher(found, assess_risk(text))
+    prompts = prompts or prompt_library()
+    if found.level == "crisis":
+        return "crisis", _fill(prompts.render("safety/mood_note.md"))
+    if found.level == "elevated":
+        return "elevated", _fill(prompts.render("safety/mood_note_heavy.md", sos=sos))
+    return "none", None
+
+
 @dataclass(frozen=True)
 class SafetyState:
     """What the journal says about safety in one session (derived, never kept apart)."""
@@ -210,24 +228,6 @@ class Companion:
         if when == "after":
             self._finish()
         return entry
-
-    def mood_words_risk(self, emotions: list[EmotionRating] | None, note: str | None) -> RiskAssessment:
-        """The risk check on what a person wrote with a mood rating (its note and the
-        feelings they named in their own words): it never reaches the model, but a
-        crisis written there must still meet help."""
-        found = RiskAssessment(level="none")
-        for text in (note or "", ", ".join(e.name for e in emotions or [])):
-            if text.strip():
-                found = _higher(found, assess_risk(text))
-        return found
-
-    def mood_words_message(self, risk: RiskAssessment) -> str | None:
-        """Haven's line for a risky mood note (from prompts/safety/), or None."""
-        if risk.level == "crisis":
-            return _fill(self.prompts.render("safety/mood_note.md"))
-        if risk.level == "elevated":
-            return _fill(self.prompts.render("safety/mood_note_heavy.md", **self.keys))
-        return None
 
     def choose_mode(self, mode: Mode) -> None:
         self.flow.choose_mode(mode)

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.conversation.companion import Companion, Opening, PendingReply
+from app.conversation.companion import Companion, Opening, PendingReply, mood_words_help
 from app.conversation.events import Event
 from app.conversation.flow import Mode, Step
 from app.conversation.prompts import PromptLibrary, prompt_library
@@ -439,8 +439,7 @@ class HavenService:
                         note: str | None) -> tuple[str, str | None]:
         """(risk level, Haven's line or None) for what was written with a mood. Reads no
         state: the risk check and prompt files only."""
-        risk = self.companion.mood_words_risk(emotions, note)
-        return risk.level, self.companion.mood_words_message(risk)
+        return mood_words_help(emotions, note, self.companion.keys["sos"], self.companion.prompts)
 
     def choose_mode(self, mode: Mode) -> None:
         with self._mutating():
