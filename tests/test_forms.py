@@ -12,14 +12,9 @@ from app.tui.screens.dialogs import DiscardScreen, TextPromptScreen
 from app.tui.screens.journal import JournalScreen, NoteScreen
 from app.tui.screens.mood import MoodScreen
 from app.tui.screens.thought_record import ThoughtRecordScreen
-from tests.test_tui import make_app, send, type_text, unlock
+from tests.test_tui import make_app, send, settle, type_text, unlock
 
 SIZES = [(80, 24), (120, 40)]
-
-
-async def settle(pilot, times: int = 3) -> None:
-    for _ in range(times):
-        await pilot.pause()
 
 
 @pytest.mark.parametrize("size", SIZES)

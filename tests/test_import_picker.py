@@ -19,6 +19,7 @@ from app.tui.screens.import_model import (
     guess_format,
 )
 from tests.gguf_factory import make_gguf
+from tests.test_tui import until
 
 SIZES = [(80, 24), (120, 40)]
 TEMPLATE = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
@@ -57,14 +58,6 @@ async def settle(pilot, times: int = 4) -> None:
         await pilot.pause(0.05)
 
 
-async def wait_for(pilot, condition, what: str) -> None:
-    for _ in range(100):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def said(screen) -> str:
     return str(screen.query_one("#problem").render())
 
@@ -82,7 +75,7 @@ async def test_a_bare_path_to_a_file_without_a_template_ends_with_a_format_from_
         await pilot.press(*str(bare))  # pasted or typed: a bare path, no options
         await pilot.press("enter")
         formats = screen.query_one("#formats", OptionList)
-        await wait_for(pilot, lambda: formats.has_class("shown"), "the list of formats")
+        await until(pilot, lambda: formats.has_class("shown"), "the list of formats", tries=100)
         assert "Which family" in said(screen) and "--" not in said(screen)
         assert app.focused is formats
         shown = [str(formats.get_option_at_index(i).prompt) for i in range(formats.option_count)]
@@ -104,7 +97,7 @@ async def test_a_file_with_its_own_template_needs_no_format(files):
         await settle(pilot)
         app.screen.query_one("#path", Input).value = str(with_template)
         await pilot.click("#check")
-        await wait_for(pilot, lambda: app.answers, "the picker to close")
+        await until(pilot, lambda: app.answers, "the picker to close", tries=100)
     assert app.answers == [ImportChoice(with_template, None)]
 
 
@@ -114,18 +107,18 @@ async def test_the_tree_shows_folders_and_gguf_files_only_and_choosing_one_check
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         tree = app.screen.query_one(ModelFileTree)
-        await wait_for(pilot, lambda: len(tree.root.children) > 0, "the folder to load")
+        await until(pilot, lambda: len(tree.root.children) > 0, "the folder to load", tries=100)
         top = [node.data.path.name for node in tree.root.children]
         assert "Downloads" in top and ".hidden" not in top
         downloads = next(n for n in tree.root.children if n.data.path.name == "Downloads")
         downloads.expand()
-        await wait_for(pilot, lambda: len(downloads.children) > 0, "Downloads to open")
+        await until(pilot, lambda: len(downloads.children) > 0, "Downloads to open", tries=100)
         names = sorted(node.data.path.name for node in downloads.children)
         assert names == ["gemma-3-270m-Q4_K_M.gguf", "tiny-chat.gguf"]  # no notes.txt
         node = next(n for n in downloads.children if n.data.path == bare)
         tree.select_node(node)
-        await wait_for(pilot, lambda: app.screen.query_one("#formats").has_class("shown"),
-                       "the list of formats")
+        await until(pilot, lambda: app.screen.query_one("#formats").has_class("shown"),
+                    "the list of formats", tries=100)
         assert app.screen.query_one("#path", Input).value == str(bare)
 
 
@@ -143,7 +136,7 @@ async def test_a_wrong_path_or_a_broken_file_says_so_plainly_and_keeps_the_path(
         assert box.value == str(root / "nowhere.gguf")  # not forgotten
         box.value = str(broken)
         await pilot.click("#check")
-        await wait_for(pilot, lambda: "cannot be used" in said(screen), "the check")
+        await until(pilot, lambda: "cannot be used" in said(screen), "the check", tries=100)
         assert box.value == str(broken) and not app.answers
         assert "Error" not in said(screen) and "--" not in said(screen)
         await pilot.press("escape")
@@ -171,20 +164,20 @@ async def test_models_import_opens_the_picker_and_installs_the_chosen_file(files
     async with app.run_test(size=(120, 40)) as pilot:
         await unlock(pilot)
         await pilot.press("f4")
-        await wait_for(pilot, lambda: isinstance(app.screen, ModelsScreen), "the models screen")
+        await until(pilot, lambda: isinstance(app.screen, ModelsScreen), "the models screen", tries=100)
         models = app.screen
         await pilot.click("#import")
-        await wait_for(pilot, lambda: isinstance(app.screen, ImportModelScreen), "the picker")
+        await until(pilot, lambda: isinstance(app.screen, ImportModelScreen), "the picker", tries=100)
         picker = app.screen
         picker.query_one("#path", Input).focus()
         await pilot.press(*str(bare))
         await pilot.press("enter")
         formats = picker.query_one("#formats", OptionList)
-        await wait_for(pilot, lambda: formats.has_class("shown"), "the list of families")
+        await until(pilot, lambda: formats.has_class("shown"), "the list of families", tries=100)
         assert formats.get_option_at_index(formats.highlighted).id == "gemma"  # from its name
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.screen is models, "the picker to close")
-        await wait_for(pilot, lambda: app.service.installed_models(), "the import")
+        await until(pilot, lambda: app.screen is models, "the picker to close", tries=100)
+        await until(pilot, lambda: app.service.installed_models(), "the import", tries=100)
     installed = app.service.installed_models()
     assert len(installed) == 1
     assert next(iter(installed.values())).chat_format == "gemma"
@@ -207,10 +200,10 @@ async def test_a_failed_download_leaves_no_bar_at_zero_and_says_why_in_words(tmp
 
         monkeypatch.setattr(app.service, "download_model", offline)
         await pilot.press("f4")
-        await wait_for(pilot, lambda: isinstance(app.screen, ModelsScreen), "the models screen")
+        await until(pilot, lambda: isinstance(app.screen, ModelsScreen), "the models screen", tries=100)
         await pilot.click("#download")  # the recommended model is selected
         status = app.screen.query_one("#status")
-        await wait_for(pilot, lambda: "no connection" in str(status.render()), "the failure")
+        await until(pilot, lambda: "no connection" in str(status.render()), "the failure", tries=100)
         assert not app.screen.query_one(ProgressBar).display
         assert "Error" not in str(status.render())
         assert str(app.screen.query_one("#download").label) == "Download"

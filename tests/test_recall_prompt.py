@@ -210,7 +210,7 @@ async def test_the_journal_shows_the_persons_patterns_with_the_chart(tmp_path):
     from app.paths import DataPaths
     from app.tui.widgets.insights_panel import InsightsPanel
     from app.tui.widgets.mood_plot import MoodPlot
-    from tests.test_tui import make_app, unlock
+    from tests.test_tui import make_app, unlock, until
 
     home = tmp_path / "home"
     journal = Journal.create(DataPaths(home).ensure().journal, PASSPHRASE)
@@ -220,10 +220,7 @@ async def test_the_journal_shows_the_persons_patterns_with_the_chart(tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await unlock(pilot)
         await pilot.press("f3")
-        for _ in range(20):
-            await pilot.pause()
-            if list(app.screen.query(InsightsPanel)):
-                break
+        await until(pilot, lambda: list(app.screen.query(InsightsPanel)), "the journal", tries=20)
         panel = app.screen.query_one(InsightsPanel)
         assert panel.query_one(MoodPlot).display  # a month of ratings: the chart is drawn
         shown = [str(s.render()) for s in panel.query(".figure") if not s.has_class("figure-hidden")]

@@ -23,7 +23,7 @@ from app.tui.screens.welcome import WelcomeScreen
 from app.tui.widgets.chat_message import ChatMessage
 from app.tui.widgets.crisis_panel import CrisisPanel
 from tests.scripted_engine import ScriptedEngine
-from tests.test_tui import make_app, send, type_text, unlock, wait_idle
+from tests.test_tui import make_app, send, type_text, unlock, until, wait_idle
 
 SIZES = [(80, 24), (120, 40)]
 IDS = ["80x24", "120x40"]
@@ -309,11 +309,7 @@ async def test_a_crisis_written_with_a_mood_opens_help_at_once(tmp_path, size):
         await pilot.press("right")
         mood.query_one("#note").value = "I'm going to kill myself tonight"
         await pilot.press("ctrl+s")
-        for _ in range(20):
-            await pilot.pause()
-            if isinstance(app.screen, SosScreen):
-                break
-        assert isinstance(app.screen, SosScreen)
+        await until(pilot, lambda: isinstance(app.screen, SosScreen), "the SOS screen", tries=20)
         # an ordinary note says only that the mood is saved
         await pilot.press("escape")
         await pilot.pause()
@@ -324,10 +320,6 @@ async def test_a_crisis_written_with_a_mood_opens_help_at_once(tmp_path, size):
         await pilot.press("right")
         app.screen.query_one("#note").value = "slept badly, work was fine"
         await pilot.press("ctrl+s")
-        for _ in range(20):
-            await pilot.pause()
-            if isinstance(app.screen, ChatScreen):
-                break
-        assert isinstance(app.screen, ChatScreen)
+        await until(pilot, lambda: isinstance(app.screen, ChatScreen), "the chat", tries=20)
     notes = [m.note for m in app.journal.moods()]
     assert notes == ["I'm going to kill myself tonight", "slept badly, work was fine"]

@@ -54,6 +54,21 @@ async def wait_idle(pilot, screen):
     raise AssertionError("Haven was still replying after 10 s of pilot pauses")
 
 
+async def settle(pilot, times: int = 3) -> None:
+    """Let the app process what the last key or click started."""
+    for _ in range(times):
+        await pilot.pause()
+
+
+async def until(pilot, condition, what: str, tries: int = 200) -> None:
+    """Pause until ``condition()`` holds; fail saying ``what`` never happened."""
+    for _ in range(tries):
+        await pilot.pause(0.05)
+        if condition():
+            return
+    raise AssertionError(f"never happened: {what}")
+
+
 async def send(pilot, text):
     await type_text(pilot, text)
     await pilot.press("enter")

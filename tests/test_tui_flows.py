@@ -19,15 +19,7 @@ from app.tui.screens.settings import SettingsScreen
 from app.tui.widgets.insights_panel import InsightsPanel
 from app.tui.widgets.session_list import SessionList
 from tests.scripted_engine import ScriptedEngine
-from tests.test_tui import make_app, send, type_text, unlock, wait_idle
-
-
-async def until(pilot, condition, what: str, tries: int = 200) -> None:
-    for _ in range(tries):
-        await pilot.pause(0.05)
-        if condition():
-            return
-    raise AssertionError(f"never happened: {what}")
+from tests.test_tui import make_app, send, type_text, unlock, until, wait_idle
 
 
 async def test_closing_walks_summary_step_and_mood_then_starts_afresh(tmp_path):

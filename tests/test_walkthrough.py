@@ -17,14 +17,9 @@ from app.tui.screens.settings import SettingsScreen
 from app.tui.screens.thought_record import ThoughtRecordScreen
 from app.tui.screens.unlock import CreatePassphraseScreen, UnlockScreen
 from tests.conftest import ROOT, run_haven
-from tests.test_tui import make_app, type_text, unlock
+from tests.test_tui import make_app, settle, type_text, unlock
 
 SIZES = [(80, 24), (120, 40)]
-
-
-async def settle(pilot, times: int = 3) -> None:
-    for _ in range(times):
-        await pilot.pause()
 
 
 def problem_text(screen) -> str:
