@@ -139,7 +139,7 @@ async def test_a_belief_that_is_not_0_to_100_or_has_no_hot_thought_is_pointed_ou
         assert [t.belief for t in saved[0].automatic_thoughts] == [70]
 
 
-async def test_a_draft_keeps_the_belief_the_person_typed(tmp_path):
+async def test_a_draft_fills_only_empty_fields_and_keeps_the_belief_typed(tmp_path):
     draft = ('{"situation": "The team meeting", "moods": [], "automatic_thoughts": '
              '[{"text": "They think I am useless", "hot": true}], "evidence_for": "", '
              '"evidence_against": "", "balanced_thought": "One meeting is not a verdict", '
@@ -155,13 +155,18 @@ async def test_a_draft_keeps_the_belief_the_person_typed(tmp_path):
         await settle(pilot)
         form = app.screen
         form.query_one("#hot_belief", Input).value = "80"
+        form.query_one("#evidence_against").text = "My own words, typed while it drafted"
         await pilot.click("#draft")
         await until(pilot, lambda: form.query_one("#balanced").text, "the draft")
+        assert form.query_one("#situation").text == "The team meeting"  # empty: filled
         assert form.query_one("#hot-1").value  # the draft chose the hot thought
         assert form.query_one("#hot_belief", Input).value == "80"  # and the rating stayed
+        assert form.query_one("#evidence_against").text == "My own words, typed while it drafted"
+        assert "what you wrote is unchanged" in str(form.query_one("#problem").render())
         form.action_save()
         saved = app.journal.thought_records()[0]
         assert saved.automatic_thoughts[0].belief == 80 and saved.hot_thought
+        assert saved.evidence_against == "My own words, typed while it drafted"
 
 
 def test_the_export_shows_the_hot_thought_belief(tmp_path):

@@ -235,17 +235,50 @@ class ThoughtRecordScreen(DiscardGuard, Screen):
     def _drafted(self, record: ThoughtRecord) -> None:
         self.query_one("#draft", Button).disabled = False
         empty = not (record.situation or record.automatic_thoughts)
+        typed = self._typed()
+        wrote = (any(t.strip() for t in (*typed["texts"].values(), *typed["inputs"].values()))
+                 or typed["thoughts"] is not None or bool(typed["traps"]))
         self.query_one("#problem", Static).update(
             "The draft came back empty; the form is yours to fill." if empty else
+            "The draft filled the empty fields; what you wrote is unchanged. Nothing is saved "
+            "until you press Save." if wrote else
             "Here is a draft. Check and edit it — nothing is saved until you press Save.")
         if not empty:
             if self.record is not None:
                 record = record.model_copy(update={"id": self.record.id})
-            # how much the person believes a thought is theirs to say: a draft never rates it,
-            # so ratings already typed stay
-            kept = {i: self.query_one(f"#{i}", Input).value for i in ("hot_belief", "belief")}
             self.fill(record)
-            for field_id, value in kept.items():
-                field = self.query_one(f"#{field_id}", Input)
-                if not field.value:
-                    field.value = value
+            self._restore(typed)
+
+    _TEXTS = ("situation", "evidence_for", "evidence_against", "balanced")
+    _INPUTS = ("moods", "hot_belief", "belief", "moods_after")
+
+    def _typed(self) -> dict:
+        """What the person has written so far (the draft may arrive while they type)."""
+        thoughts = [(self.query_one(f"#thought-{n}", Input).value,
+                     self.query_one(f"#hot-{n}", RadioButton).value)
+                    for n in range(1, THOUGHT_SLOTS + 1)]
+        return {
+            "texts": {i: self.query_one(f"#{i}", TextArea).text for i in self._TEXTS},
+            "inputs": {i: self.query_one(f"#{i}", Input).value for i in self._INPUTS},
+            "thoughts": thoughts if any(t.strip() for t, _ in thoughts) else None,
+            "traps": list(self.query_one("#traps", SelectionList).selected),
+        }
+
+    def _restore(self, typed: dict) -> None:
+        """A draft fills only what is still empty: nothing the person wrote is replaced
+        (and how much they believe a thought is theirs to say; a draft never rates it)."""
+        for field_id, text in typed["texts"].items():
+            if text.strip():
+                self.query_one(f"#{field_id}", TextArea).text = text
+        for field_id, value in typed["inputs"].items():
+            if value.strip():
+                self.query_one(f"#{field_id}", Input).value = value
+        if typed["thoughts"] is not None:
+            for n, (text, hot) in enumerate(typed["thoughts"], start=1):
+                self.query_one(f"#thought-{n}", Input).value = text
+                self.query_one(f"#hot-{n}", RadioButton).value = hot
+        if typed["traps"]:
+            traps = self.query_one("#traps", SelectionList)
+            traps.deselect_all()
+            for value in typed["traps"]:
+                traps.select(value)
