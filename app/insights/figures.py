@@ -23,7 +23,9 @@ What each figure rests on, and how it is worked out:
   about it (its opening words quote the step, as ``prompts/opening_return.md`` does) and
   the person wrote in that session. The journal cannot know whether a step was *done*;
   it knows whether it was come back to. The latest step, with no session after it yet,
-  is not counted either way. Shown from 3 steps with a session after them.
+  is not counted either way; nor is a step whose session after is the latest one and has
+  no words from the person yet (it may be going on now: Haven has just asked). Shown from
+  3 steps with a session after them.
 """
 
 from __future__ import annotations
@@ -258,8 +260,8 @@ def _steps(w: Words, facts: Facts) -> Figure:
         if step is None:
             continue
         after = starts[index + 1] if index + 1 < len(starts) else None
-        if after is None:
-            pending += 1
+        if after is None or (index + 2 == len(starts) and not after.person_wrote):
+            pending += 1  # no session after it yet, or the one after has only just begun
             continue
         planned += 1
         if after.person_wrote and after.opening and step in after.opening:

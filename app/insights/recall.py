@@ -15,6 +15,7 @@ check, and places :attr:`Recall.block` after the prompt's stable prefix.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections.abc import Callable, Iterable
@@ -160,6 +161,26 @@ def _own_words(hit: RecallHit) -> str:
     return ""
 
 
+_LEVELS: dict[bytes, str] = {}
+_LEVELS_KEPT = 1024
+
+
+def _level(text: str) -> str:
+    """The risk check's level for an item's words, remembered for the life of the process
+    by a digest of the words (never the words themselves). The same words always get the
+    same level, and an edited item has new words, so nothing here can go stale; the same
+    few items come back turn after turn on a theme, and each check costs about a
+    millisecond."""
+    key = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+    level = _LEVELS.get(key)
+    if level is None:
+        level = assess_risk(text).level
+        if len(_LEVELS) >= _LEVELS_KEPT:
+            _LEVELS.clear()
+        _LEVELS[key] = level
+    return level
+
+
 def recall(
     journal,
     message: str,
@@ -197,7 +218,7 @@ def recall(
     for hit in hits:
         if len(items) >= limit:
             break
-        if assess_risk(_own_words(hit)).level == "crisis":
+        if _level(_own_words(hit)) == "crisis":
             continue  # the person's own words at crisis level never go back into a prompt
         label = w(f"recall.{hit.kind}", date=day_label(hit.created, tz, today))
         heading = w("recall.prompt.heading", label=label)

@@ -8,6 +8,7 @@ pydantic records of :mod:`app.store.records`; no raw rows leave this module.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import threading
@@ -90,6 +91,8 @@ def _fts_query(text: str) -> str:
 
 
 SQLITE_BUSY = 5
+
+log = logging.getLogger("haven.store")
 
 
 class Journal:
@@ -299,6 +302,8 @@ class Journal:
     def update_session(self, session_id: str, **fields: Any) -> Session:
         Session.model_validate({**Session(id=session_id).model_dump(), **fields})
         self._update(Session, session_id, **fields)
+        if fields.get("ended") is not None:
+            self.tidy_recall_index()  # a quiet moment: the person has just closed a session
         found = self.session(session_id)
         assert found is not None
         return found
@@ -482,24 +487,35 @@ class Journal:
         words = recall_words.terms(text)
         if not words or limit <= 0:
             return []
-        # One FTS5 query, its best ``pool`` matches with their indexed text: the word test
-        # and the duplicate test run on that text, and only an item that passes both is
-        # loaded and checked against its session (current? reached crisis?). Matches
-        # beyond the pool rank too low to be worth a reply's time.
-        sql = (
-            "SELECT m.kind, m.ref_id, m.created, bm25(recall_index, 2.0, 1.0) AS score,"
-            " recall_index.gist, recall_index.body"
-            " FROM recall_index JOIN recall_map m ON m.rowid = recall_index.rowid"
-            " WHERE recall_index MATCH ? ORDER BY score, m.created DESC LIMIT ?"
-        )
-        out: list[RecallHit] = []
-        said: set[str] = set()
-        crisis: dict[str, bool] = {}
+        # Where the time goes (``haven bench --store``): scoring the matches, and reading
+        # the text of the ones looked at. So the BM25 query returns only (rowid, score);
+        # the best ``pool`` are put in order here (score, then newest first), and an
+        # item's text is read only when the loop reaches it, which is rarely more than a
+        # handful. Matches beyond the pool rank too low to be worth a reply's time. The
+        # word test and the duplicate test run on that text, and only an item that passes
+        # both is loaded and checked against its session (current? reached crisis?).
         with self._lock:
-            rows = self._conn.execute(sql, (recall_words.any_of(words), pool)).fetchall()
-            for kind, ref_id, created, score, gist, body in rows:
+            scored = self._conn.execute(
+                "SELECT rowid, bm25(recall_index, 2.0, 1.0) FROM recall_index"
+                " WHERE recall_index MATCH ?", (recall_words.any_of(words),)).fetchall()
+            if not scored:
+                return []
+            scored.sort(key=lambda row: row[1])
+            cut = scored[min(pool, len(scored)) - 1][1]
+            score_of = {rowid: score for rowid, score in scored if score <= cut}  # ties kept
+            candidates = self._conn.execute(
+                "SELECT rowid, kind, ref_id, created FROM recall_map WHERE rowid IN"
+                f" ({','.join('?' * len(score_of))})", tuple(score_of)).fetchall()
+            candidates.sort(key=lambda row: row[3], reverse=True)  # newest first among equals
+            candidates.sort(key=lambda row: score_of[row[0]])
+            out: list[RecallHit] = []
+            said: set[str] = set()
+            crisis: set[str] | None = None
+            for rowid, kind, ref_id, created in candidates[:pool]:
                 if ref_id in exclude_ids:
                     continue
+                gist, body = self._conn.execute(
+                    "SELECT gist, body FROM recall_index WHERE rowid = ?", (rowid,)).fetchone()
                 shared = recall_words.shared(words, f"{gist}\n{body}")
                 if not recall_words.enough_shared(shared, len(words)):
                     continue
@@ -514,19 +530,33 @@ class Journal:
                 if in_session is not None:
                     if in_session == session_id:
                         continue
-                    if in_session not in crisis:
-                        crisis[in_session] = self._conn.execute(
-                            "SELECT 1 FROM messages WHERE session_id = ? AND risk_level = "
-                            "'crisis' LIMIT 1", (in_session,)).fetchone() is not None
-                    if crisis[in_session]:
+                    if crisis is None:  # one look, through the partial index messages_crisis
+                        crisis = {row[0] for row in self._conn.execute(
+                            "SELECT DISTINCT session_id FROM messages"
+                            " WHERE risk_level = 'crisis'")}
+                    if in_session in crisis:
                         continue
                 said.add(key)
                 out.append(RecallHit(kind=kind, ref_id=ref_id, created=created,
-                                     session_id=in_session, score=score, shared=shared,
-                                     record=record))
+                                     session_id=in_session, score=score_of[rowid],
+                                     shared=shared, record=record))
                 if len(out) >= limit:
                     break
         return out
+
+    def tidy_recall_index(self) -> None:
+        """Merge the recall index into one piece (FTS5's ``optimize``).
+
+        Every item is committed on its own, so a lived-in journal's recall index is a
+        pile of small segments (and tombstones of edited items), and every recall reads
+        all of them: that, more than the query itself, is what recall costs. Merging a
+        year of items takes a few milliseconds; it is done when a session ends. A
+        failure (a full disk) leaves the index as it was and costs only speed."""
+        try:
+            with self._writing("tidy the recall index"):
+                self._conn.execute("INSERT INTO recall_index (recall_index) VALUES ('optimize')")
+        except (DiskFull, JournalBusy, DatabaseError) as exc:
+            log.info("recall index not merged (%s); recall stays correct", type(exc).__name__)
 
     def session_starts(
         self, since: datetime | None = None, until: datetime | None = None

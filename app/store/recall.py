@@ -11,6 +11,7 @@ one shared word is a coincidence in a long message, not a theme.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 #: Words too common to say what a message is about (English function words, and the
 #: words every entry in a CBT journal uses). Lowercase, apostrophes removed.
@@ -42,6 +43,7 @@ MAX_TERMS = 24
 _WORD = re.compile(r"[^\W\d_](?:[^\W_]|['’])*", flags=re.UNICODE)
 
 
+@lru_cache(maxsize=8192)  # recall stems every word of each candidate item, every turn
 def _stem(word: str) -> str:
     """A crude stem, only to count "worried" and "worry" as one shared word (FTS5's
     porter stemmer does the matching itself)."""

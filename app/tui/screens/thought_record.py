@@ -79,6 +79,8 @@ class ThoughtRecordScreen(DiscardGuard, Screen):
             with RadioSet(id="hot"):
                 for n in range(1, THOUGHT_SLOTS + 1):
                     yield RadioButton(hot_label(n, ""), id=f"hot-{n}")
+            yield Static("How much do you believe the hot thought (0-100)?", classes="hint")
+            yield Input(placeholder="belief 0-100", id="hot_belief", select_on_focus=False)
             yield Label("4. Evidence that supports the hot thought")
             yield TextArea(id="evidence_for", soft_wrap=True)
             yield Label("5. Evidence that does not fully fit it")
@@ -110,7 +112,7 @@ class ThoughtRecordScreen(DiscardGuard, Screen):
         texts = tuple(self.query_one(f"#{i}", TextArea).text
                       for i in ("situation", "evidence_for", "evidence_against", "balanced"))
         inputs = tuple(self.query_one(f"#{i}", Input).value for i in
-                       ("moods", "belief", "moods_after",
+                       ("moods", "hot_belief", "belief", "moods_after",
                         *(f"thought-{n}" for n in range(1, THOUGHT_SLOTS + 1))))
         traps = tuple(sorted(self.query_one("#traps", SelectionList).selected))
         return texts + inputs + (traps,)
@@ -124,6 +126,8 @@ class ThoughtRecordScreen(DiscardGuard, Screen):
             thought = record.automatic_thoughts[n - 1] if n <= len(record.automatic_thoughts) else None
             self.query_one(f"#thought-{n}", Input).value = one_line(thought.text) if thought else ""
             self.query_one(f"#hot-{n}", RadioButton).value = bool(thought and thought.hot)
+        hot_belief = next((t.belief for t in record.automatic_thoughts if t.hot), None)
+        self.query_one("#hot_belief", Input).value = "" if hot_belief is None else str(hot_belief)
         self.query_one("#evidence_for", TextArea).text = terminal_safe(record.evidence_for)
         self.query_one("#evidence_against", TextArea).text = terminal_safe(record.evidence_against)
         self.query_one("#balanced", TextArea).text = terminal_safe(record.balanced_thought)
@@ -145,19 +149,21 @@ class ThoughtRecordScreen(DiscardGuard, Screen):
             moods_after = parse_emotions(self.query_one("#moods_after", Input).value)
         except ValueError as exc:
             raise ValueError(f"Moods now: {exc}") from exc
-        belief_text = self.query_one("#belief", Input).value.strip()
-        belief = None
-        if belief_text:
-            if not belief_text.isdigit() or not 0 <= int(belief_text) <= 100:
-                raise ValueError("Belief: a number from 0 to 100, please.")
-            belief = int(belief_text)
+        hot_belief = self._belief("hot_belief", "Belief in the hot thought")
+        belief = self._belief("belief", "Belief in the balanced thought")
         hot_index = next((n - 1 for n in range(1, THOUGHT_SLOTS + 1)
                           if self.query_one(f"#hot-{n}", RadioButton).value), -1)
+        # a thought keeps a belief it was saved with (say, from an import) while its words stay
+        earlier = {t.text: t.belief for t in (self.record.automatic_thoughts if self.record else [])}
         thoughts = []
         for n in range(1, THOUGHT_SLOTS + 1):
             text = self.query_one(f"#thought-{n}", Input).value.strip()
             if text:
-                thoughts.append(AutomaticThought(text=text, hot=(hot_index == n - 1)))
+                hot = hot_index == n - 1
+                thoughts.append(AutomaticThought(
+                    text=text, hot=hot, belief=hot_belief if hot else earlier.get(text)))
+        if hot_belief is not None and not any(t.hot for t in thoughts):
+            raise ValueError("Belief in the hot thought: first choose which thought is the hot one.")
         for field_id in ("situation", "evidence_for", "evidence_against", "balanced"):
             check_typed(self.query_one(f"#{field_id}", TextArea).text, "That field")
         session = self.app.service.session
@@ -173,6 +179,14 @@ class ThoughtRecordScreen(DiscardGuard, Screen):
             moods_after=moods_after,
             distortions=[Distortion(v) for v in self.query_one("#traps", SelectionList).selected],
         ))
+
+    def _belief(self, field_id: str, name: str) -> int | None:
+        text = self.query_one(f"#{field_id}", Input).value.strip().removesuffix("%").strip()
+        if not text:
+            return None
+        if not text.isdigit() or not 0 <= int(text) <= 100:
+            raise ValueError(f"{name}: a number from 0 to 100, please.")
+        return int(text)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "save":
@@ -221,10 +235,50 @@ class ThoughtRecordScreen(DiscardGuard, Screen):
     def _drafted(self, record: ThoughtRecord) -> None:
         self.query_one("#draft", Button).disabled = False
         empty = not (record.situation or record.automatic_thoughts)
+        typed = self._typed()
+        wrote = (any(t.strip() for t in (*typed["texts"].values(), *typed["inputs"].values()))
+                 or typed["thoughts"] is not None or bool(typed["traps"]))
         self.query_one("#problem", Static).update(
             "The draft came back empty; the form is yours to fill." if empty else
+            "The draft filled the empty fields; what you wrote is unchanged. Nothing is saved "
+            "until you press Save." if wrote else
             "Here is a draft. Check and edit it — nothing is saved until you press Save.")
         if not empty:
             if self.record is not None:
                 record = record.model_copy(update={"id": self.record.id})
             self.fill(record)
+            self._restore(typed)
+
+    _TEXTS = ("situation", "evidence_for", "evidence_against", "balanced")
+    _INPUTS = ("moods", "hot_belief", "belief", "moods_after")
+
+    def _typed(self) -> dict:
+        """What the person has written so far (the draft may arrive while they type)."""
+        thoughts = [(self.query_one(f"#thought-{n}", Input).value,
+                     self.query_one(f"#hot-{n}", RadioButton).value)
+                    for n in range(1, THOUGHT_SLOTS + 1)]
+        return {
+            "texts": {i: self.query_one(f"#{i}", TextArea).text for i in self._TEXTS},
+            "inputs": {i: self.query_one(f"#{i}", Input).value for i in self._INPUTS},
+            "thoughts": thoughts if any(t.strip() for t, _ in thoughts) else None,
+            "traps": list(self.query_one("#traps", SelectionList).selected),
+        }
+
+    def _restore(self, typed: dict) -> None:
+        """A draft fills only what is still empty: nothing the person wrote is replaced
+        (and how much they believe a thought is theirs to say; a draft never rates it)."""
+        for field_id, text in typed["texts"].items():
+            if text.strip():
+                self.query_one(f"#{field_id}", TextArea).text = text
+        for field_id, value in typed["inputs"].items():
+            if value.strip():
+                self.query_one(f"#{field_id}", Input).value = value
+        if typed["thoughts"] is not None:
+            for n, (text, hot) in enumerate(typed["thoughts"], start=1):
+                self.query_one(f"#thought-{n}", Input).value = text
+                self.query_one(f"#hot-{n}", RadioButton).value = hot
+        if typed["traps"]:
+            traps = self.query_one("#traps", SelectionList)
+            traps.deselect_all()
+            for value in typed["traps"]:
+                traps.select(value)
