@@ -351,3 +351,67 @@ async def test_notifications_leave_the_message_box_clear(tmp_path, size):
         assert toasts
         for toast in toasts:
             assert not toast.region.overlaps(box), (toast.region, box)
+
+
+# --- 80 columns -----------------------------------------------------------------------------
+
+def footer_keys(screen) -> list[str]:
+    """The footer's keys a person can read whole (none cut off at the terminal's edge)."""
+    from textual.widgets._footer import FooterKey
+
+    footer = screen.query_one("Footer")
+    whole = screen.region.intersection(footer.region)
+    shown = []
+    for key in footer.query(FooterKey):
+        if whole.contains_region(key.region) and key.region.width >= len(key.description):
+            shown.append(key.description)
+    return shown
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_every_key_a_person_needs_is_in_the_footer(tmp_path, size):
+    app, _ = make_app(tmp_path / "home")
+    async with app.run_test(size=size) as pilot:
+        await unlock(pilot)
+        await settle(pilot)
+        shown = footer_keys(app.screen)
+        for needed in ("SOS", "New", "Mood", "Thoughts", "End", "Journal", "Models", "Help",
+                       "Quit"):
+            assert needed in shown, (needed, shown)
+        if size[0] >= 100:
+            assert "Commands" in shown  # at 80 columns Help lists Ctrl+P with the rest
+        for key, needed in (("f3", ("Back", "New note")), ("f4", ("Back",)),
+                            ("f8", ("Back", "Save")), ("ctrl+t", ("Close", "Save"))):
+            await pilot.press(key)
+            await settle(pilot)
+            shown = footer_keys(app.screen)
+            for label in (*needed, "SOS", "Help", "Quit"):
+                assert label in shown, (key, label, shown)
+            app.screen.dismiss()
+            await settle(pilot)
+
+
+async def test_at_80_columns_the_conversation_has_the_whole_width(tmp_path):
+    from app.tui.widgets.message_box import MessageBox
+    from app.tui.widgets.session_list import SessionList
+
+    app, _ = make_app(tmp_path / "home")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await unlock(pilot)
+        await settle(pilot)
+        sidebar = app.screen.query_one(SessionList)
+        assert sidebar.display and sidebar.region.width > 0
+        await pilot.resize_terminal(80, 24)  # the window made smaller
+        await settle(pilot, 5)
+        assert not sidebar.display
+        assert app.screen.query_one(MessageBox).region.width >= 78
+        await pilot.press("ctrl+b")  # the person asks for the sessions: they stay
+        await settle(pilot)
+        assert sidebar.display
+        await pilot.resize_terminal(81, 24)
+        await settle(pilot, 5)
+        assert sidebar.display
+        await pilot.press("ctrl+b")
+        await pilot.resize_terminal(120, 40)
+        await settle(pilot, 5)
+        assert not sidebar.display

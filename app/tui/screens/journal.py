@@ -13,7 +13,6 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import (
     Button,
-    Footer,
     Header,
     Input,
     Label,
@@ -29,6 +28,7 @@ from app.store.records import SearchHit
 from app.text import TextProblem, check_typed, one_line, terminal_safe
 from app.tui.screens.dialogs import DiscardGuard
 from app.tui.screens.thought_record import ThoughtRecordScreen
+from app.tui.widgets.footer import HavenFooter
 from app.tui.widgets.insights_panel import InsightsPanel
 from app.tui.widgets.session_list import friendly_day
 
@@ -145,7 +145,7 @@ class JournalScreen(Screen[str | None]):
                 yield InsightsPanel()
             with TabPane("Thought records", id="records"):
                 yield ListView(id="records-list")
-        yield Footer()
+        yield HavenFooter()
 
     def on_mount(self) -> None:
         self.reload()
