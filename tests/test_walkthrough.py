@@ -5,6 +5,7 @@ engine."""
 from __future__ import annotations
 
 import ast
+import re
 
 import pytest
 from textual.widgets import Input
@@ -20,6 +21,9 @@ from tests.conftest import ROOT, run_haven
 from tests.test_tui import make_app, settle, type_text, unlock
 
 SIZES = [(80, 24), (120, 40)]
+#: Command-line syntax, which no screen of the app shows: a haven command, an --option, a
+#: PATH placeholder.
+CLI_SYNTAX = re.compile(r"\bhaven [a-z]|(^|[\s(])--?[a-z]|\bPATH\b")
 
 
 def problem_text(screen) -> str:
@@ -415,3 +419,62 @@ async def test_at_80_columns_the_conversation_has_the_whole_width(tmp_path):
         await pilot.resize_terminal(120, 40)
         await settle(pilot, 5)
         assert not sidebar.display
+
+
+# --- no command line in the app -------------------------------------------------------------
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_an_unreachable_hub_points_to_import_in_plain_words(tmp_path, size, monkeypatch):
+    import huggingface_hub
+
+    from app.tui.screens.models import ModelsScreen
+    from tests.test_tui import until
+
+    def unreachable(*args, **kwargs):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "get_paths_info", unreachable)
+    app, _ = make_app(tmp_path / "home")
+    async with app.run_test(size=size) as pilot:
+        await unlock(pilot)
+        await pilot.press("f4")
+        await until(pilot, lambda: isinstance(app.screen, ModelsScreen), "the models screen")
+        await pilot.click("#download")  # the recommended model is selected
+        status = app.screen.query_one("#status")
+        await until(pilot, lambda: "no connection" in str(status.render()), "the failure")
+        said = str(status.render())
+        assert "Models → Import…" in said
+        assert not CLI_SYNTAX.search(said), said
+
+
+def test_no_text_the_app_shows_has_command_line_syntax():
+    """Every string in the app's screens and widgets (not docstrings) and every prompt text
+    the app renders; the command line's own words live in app/cli and the modelhub errors'
+    str(), which the service swaps for their in_app words."""
+    found = []
+    for path in sorted((ROOT / "app" / "tui").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        docs = {id(node.body[0].value) for node in ast.walk(tree)
+                if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                     ast.AsyncFunctionDef))
+                and node.body and isinstance(node.body[0], ast.Expr)}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                    and id(node) not in docs and CLI_SYNTAX.search(node.value)):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value[:60]}")
+    for path in sorted((ROOT / "prompts").rglob("*")):
+        if path.suffix not in (".md", ".toml") or path.name in (
+                "README.md", "rules.toml", "reply_rules.toml"):  # patterns, never shown
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.lstrip().startswith("#") and CLI_SYNTAX.search(line):
+                found.append(f"{path.relative_to(ROOT)}:{n}: {line[:60]}")
+    assert not found, found
+
+
+def test_the_modelhub_says_import_in_each_front_ends_words():
+    from app.modelhub.download import _hub_unreachable
+
+    error = _hub_unreachable(OSError("refused"))
+    assert "haven models import PATH" in str(error)  # the command line keeps its command
+    assert "Models → Import…" in error.in_app and not CLI_SYNTAX.search(error.in_app)

@@ -179,7 +179,7 @@ class UnlockScreen(Screen):
             # Also said on the terminal after the app closes, so it is not gone with the screen.
             self.set_timer(2.5, lambda: self.app.exit(return_code=2, message=Text(
                 "haven: that passphrase did not open your journal three times, so Haven "
-                "closed; your journal is unchanged. Run haven again to try once more.")))
+                "closed; your journal is unchanged. Open Haven again to try once more.")))
             field.disabled = True
             return
         problem.update(f"That passphrase does not open this journal. {left} "
