@@ -478,3 +478,49 @@ def test_the_modelhub_says_import_in_each_front_ends_words():
     error = _hub_unreachable(OSError("refused"))
     assert "haven models import PATH" in str(error)  # the command line keeps its command
     assert "Models → Import…" in error.in_app and not CLI_SYNTAX.search(error.in_app)
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_search_finds_a_word_in_a_mood_note_with_its_spaces_intact(tmp_path, size):
+    from textual.widgets import TextArea
+
+    from app.tui.screens.journal import JournalScreen, NoteScreen
+    from app.tui.screens.mood import MoodScreen
+    from tests.test_tui import until
+
+    app, _ = make_app(tmp_path / "home")
+    async with app.run_test(size=size) as pilot:
+        await unlock(pilot)
+        await pilot.press("f2")  # the person rates their mood and writes a note
+        await until(pilot, lambda: isinstance(app.screen, MoodScreen), "the mood dialog")
+        await pilot.press("right", "tab")
+        await type_text(pilot, "gutted 70")
+        await pilot.press("tab")
+        await type_text(pilot, "My manager said the report was late")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: not isinstance(app.screen, MoodScreen), "the mood saved")
+        await pilot.press("f3")
+        await until(pilot, lambda: isinstance(app.screen, JournalScreen), "the journal")
+        screen = app.screen
+        screen.query_one("TabbedContent").active = "search"
+        await settle(pilot)
+        screen.query_one("#search-box", Input).focus()
+        await type_text(pilot, "manager")
+        results = screen.query_one("#search-results")
+        await until(pilot, lambda: len(results.children) == 1, "one result")
+        shown = str(results.children[0].query_one("Label").render())
+        assert shown.startswith("Mood")
+        assert "My manager said the report was late" in shown  # the spaces intact
+        assert "1 found" in str(screen.query_one("#search-count").render())
+        screen.query_one("#search-box", Input).value = ""  # the feeling named is found too
+        await type_text(pilot, "gutted")
+        await until(pilot, lambda: len(results.children) == 1
+                    and "gutted" in str(results.children[0].query_one("Label").render()),
+                    "the feeling found")
+        results.focus()
+        results.index = 0
+        await settle(pilot)
+        await pilot.press("enter")  # and the entry opens to be read
+        await until(pilot, lambda: isinstance(app.screen, NoteScreen), "the mood entry")
+        text = app.screen.query_one(TextArea).text
+        assert "Mood 6 of 10" in text and "gutted 70" in text and "report was late" in text
