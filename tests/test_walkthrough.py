@@ -524,3 +524,26 @@ async def test_search_finds_a_word_in_a_mood_note_with_its_spaces_intact(tmp_pat
         await until(pilot, lambda: isinstance(app.screen, NoteScreen), "the mood entry")
         text = app.screen.query_one(TextArea).text
         assert "Mood 6 of 10" in text and "gutted 70" in text and "report was late" in text
+
+
+# --- after help -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_after_help_the_cursor_is_back_in_the_message_box(tmp_path, size):
+    from app.tui.screens.help import HelpScreen
+    from app.tui.widgets.message_box import MessageBox
+    from tests.test_tui import until
+
+    app, _ = make_app(tmp_path / "home")
+    async with app.run_test(size=size) as pilot:
+        await unlock(pilot)
+        await type_text(pilot, "half a thought")
+        for close in ("escape", "f1"):  # Help closes with Esc or with F1 again
+            await pilot.press("f1")
+            await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
+            await pilot.press(close)
+            await until(pilot, lambda: not isinstance(app.screen, HelpScreen), "help closed")
+            await settle(pilot)
+            assert isinstance(app.focused, MessageBox), (close, app.focused)
+        await type_text(pilot, " more")
+        assert app.screen.query_one(MessageBox).text == "half a thought more"
