@@ -118,7 +118,7 @@ def test_no_template_and_no_format_is_refused(gemma_gguf):
     try:
         with pytest.raises(EngineError, match="no chat template"):
             engine.load(ModelSpec(gemma_gguf, "g", None, n_ctx=512, threads=2)).result(120)
-        assert engine.state is EngineState.FAILED and "chat-format" in engine.error
+        assert engine.state is EngineState.FAILED and "which chat format" in engine.error
     finally:
         engine.close()
 

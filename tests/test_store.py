@@ -143,7 +143,7 @@ def test_passphrase_change_rekeys_and_verifies(tmp_path):
     with pytest.raises(WrongPassphrase):
         Journal.open(path, PASSPHRASE)
     reopened = Journal.open(path, "a brand new passphrase")
-    assert len(reopened.search(MARKER)) == 4
+    assert len(reopened.search(MARKER)) == 5  # two messages, the mood note, note, record
     assert reopened.integrity_problems() == []
     reopened.close()
     assert not rekey_path(path).exists()
@@ -166,7 +166,7 @@ def test_a_crash_during_passphrase_change_leaves_the_old_journal(tmp_path, monke
     monkeypatch.undo()
     assert not rekey_path(path).exists()
     with Journal.open(path, PASSPHRASE) as still_old:
-        assert len(still_old.search(MARKER)) == 4
+        assert len(still_old.search(MARKER)) == 5
 
 
 def test_cli_passwd(haven_home):
@@ -252,3 +252,65 @@ def test_sigkill_mid_stream_loses_nothing_earlier(tmp_path):
         ]
         last = messages[-1]
         assert last.status == "partial" and last.content.startswith("token0 token1")
+
+
+# --- search finds moods and sessions too (issue 16) --------------------------------------
+
+def _before_mood_search() -> int:
+    """The schema version just before the migration that indexed moods and sessions for
+    search (found by what it creates, so renumbering migrations does not break this)."""
+    return next(n for n, script in enumerate(schema.MIGRATIONS) if "search_mood_text" in script)
+
+
+def test_search_finds_mood_notes_feelings_and_the_step_for_next_time(tmp_path):
+    journal = Journal.create(tmp_path / "j.db", PASSPHRASE)
+    session = journal.start_session()
+    mood = journal.add_mood(3, [EmotionRating(name="gutted", intensity=80)],
+                            "My manager said the report was late", session_id=session.id)
+    journal.add_mood(6)  # a bare rating: nothing to find, nothing indexed
+    journal.update_session(session.id, next_step="phone my sister on Sunday",
+                           summary="We talked about the report.", title="A hard week")
+
+    def kinds(text):
+        return [(h.kind, h.ref_id) for h in journal.search(text)]
+
+    assert kinds("manager") == [("mood", mood.id)]
+    assert kinds("gutted") == [("mood", mood.id)]
+    assert kinds("sister") == [("session", session.id)]
+    hit = journal.search("sister")[0]
+    assert hit.session_id == session.id  # the journal opens the session from the hit
+    assert "phone my sister on Sunday" in hit.snippet.replace("\x02", "").replace("\x03", "")
+    with journal._lock:  # the triggers keep up with a changed and a deleted entry
+        journal._conn.execute("UPDATE mood_entries SET note = 'A quiet walk' WHERE id = ?",
+                              (mood.id,))
+    assert kinds("manager") == [] and kinds("walk") == [("mood", mood.id)]
+    journal.update_session(session.id, next_step="go swimming")
+    assert kinds("sister") == [] and kinds("swimming") == [("session", session.id)]
+    with journal._lock:
+        journal._conn.execute("DELETE FROM mood_entries WHERE id = ?", (mood.id,))
+    journal.delete_session(session.id)
+    assert kinds("walk") == [] and kinds("swimming") == [] and kinds("gutted") == []
+    assert journal.integrity_problems() == []
+    journal.close()
+
+
+def test_an_existing_journal_migrates_and_its_old_mood_notes_become_searchable(tmp_path):
+    path = tmp_path / "journal.db"
+    old = Journal.create(path, PASSPHRASE, version=_before_mood_search())
+    session = old.start_session()
+    old.add_mood(4, [EmotionRating(name="wiped out", intensity=60)],
+                 f"an old mood note about {MARKER}", session_id=session.id)
+    old.update_session(session.id, next_step=f"an old step about {MARKER}")
+    old.add_note(f"an old note {MARKER}")
+    assert sorted(h.kind for h in old.search(MARKER)) == ["note"]  # before: moods unsearchable
+    old.close()
+    assert not path.read_bytes().startswith(b"SQLite format 3")  # a real SQLCipher file
+    upgraded = Journal.open(path, PASSPHRASE)
+    assert upgraded.version == schema.LATEST_VERSION
+    assert sorted(h.kind for h in upgraded.search(MARKER)) == ["mood", "note", "session"]
+    assert [h.kind for h in upgraded.search("wiped out")] == ["mood"]
+    assert upgraded.integrity_problems() == []
+    upgraded.close()
+    for side in tmp_path.iterdir():
+        if side.is_file():
+            assert MARKER.encode() not in side.read_bytes(), side

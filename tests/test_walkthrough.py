@@ -5,6 +5,7 @@ engine."""
 from __future__ import annotations
 
 import ast
+import re
 
 import pytest
 from textual.widgets import Input
@@ -20,6 +21,9 @@ from tests.conftest import ROOT, run_haven
 from tests.test_tui import make_app, settle, type_text, unlock
 
 SIZES = [(80, 24), (120, 40)]
+#: Command-line syntax, which no screen of the app shows: a haven command, an --option, a
+#: PATH placeholder.
+CLI_SYNTAX = re.compile(r"\bhaven [a-z]|(^|[\s(])--?[a-z]|\bPATH\b")
 
 
 def problem_text(screen) -> str:
@@ -351,3 +355,195 @@ async def test_notifications_leave_the_message_box_clear(tmp_path, size):
         assert toasts
         for toast in toasts:
             assert not toast.region.overlaps(box), (toast.region, box)
+
+
+# --- 80 columns -----------------------------------------------------------------------------
+
+def footer_keys(screen) -> list[str]:
+    """The footer's keys a person can read whole (none cut off at the terminal's edge)."""
+    from textual.widgets._footer import FooterKey
+
+    footer = screen.query_one("Footer")
+    whole = screen.region.intersection(footer.region)
+    shown = []
+    for key in footer.query(FooterKey):
+        if whole.contains_region(key.region) and key.region.width >= len(key.description):
+            shown.append(key.description)
+    return shown
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_every_key_a_person_needs_is_in_the_footer(tmp_path, size):
+    app, _ = make_app(tmp_path / "home")
+    async with app.run_test(size=size) as pilot:
+        await unlock(pilot)
+        await settle(pilot)
+        shown = footer_keys(app.screen)
+        for needed in ("SOS", "New", "Mood", "Thoughts", "End", "Journal", "Models", "Help",
+                       "Quit"):
+            assert needed in shown, (needed, shown)
+        if size[0] >= 100:
+            assert "Commands" in shown  # at 80 columns Help lists Ctrl+P with the rest
+        for key, needed in (("f3", ("Back", "New note")), ("f4", ("Back",)),
+                            ("f8", ("Back", "Save")), ("ctrl+t", ("Close", "Save"))):
+            await pilot.press(key)
+            await settle(pilot)
+            shown = footer_keys(app.screen)
+            for label in (*needed, "SOS", "Help", "Quit"):
+                assert label in shown, (key, label, shown)
+            app.screen.dismiss()
+            await settle(pilot)
+
+
+async def test_at_80_columns_the_conversation_has_the_whole_width(tmp_path):
+    from app.tui.widgets.message_box import MessageBox
+    from app.tui.widgets.session_list import SessionList
+
+    app, _ = make_app(tmp_path / "home")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await unlock(pilot)
+        await settle(pilot)
+        sidebar = app.screen.query_one(SessionList)
+        assert sidebar.display and sidebar.region.width > 0
+        await pilot.resize_terminal(80, 24)  # the window made smaller
+        await settle(pilot, 5)
+        assert not sidebar.display
+        assert app.screen.query_one(MessageBox).region.width >= 78
+        await pilot.press("ctrl+b")  # the person asks for the sessions: they stay
+        await settle(pilot)
+        assert sidebar.display
+        await pilot.resize_terminal(81, 24)
+        await settle(pilot, 5)
+        assert sidebar.display
+        await pilot.press("ctrl+b")
+        await pilot.resize_terminal(120, 40)
+        await settle(pilot, 5)
+        assert not sidebar.display
+
+
+# --- no command line in the app -------------------------------------------------------------
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_an_unreachable_hub_points_to_import_in_plain_words(tmp_path, size, monkeypatch):
+    import huggingface_hub
+
+    from app.tui.screens.models import ModelsScreen
+    from tests.test_tui import until
+
+    def unreachable(*args, **kwargs):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "get_paths_info", unreachable)
+    app, _ = make_app(tmp_path / "home")
+    async with app.run_test(size=size) as pilot:
+        await unlock(pilot)
+        await pilot.press("f4")
+        await until(pilot, lambda: isinstance(app.screen, ModelsScreen), "the models screen")
+        await pilot.click("#download")  # the recommended model is selected
+        status = app.screen.query_one("#status")
+        await until(pilot, lambda: "no connection" in str(status.render()), "the failure")
+        said = str(status.render())
+        assert "Models → Import…" in said
+        assert not CLI_SYNTAX.search(said), said
+
+
+def test_no_text_the_app_shows_has_command_line_syntax():
+    """Every string in the app's screens and widgets (not docstrings) and every prompt text
+    the app renders; the command line's own words live in app/cli and the modelhub errors'
+    str(), which the service swaps for their in_app words."""
+    found = []
+    for path in sorted((ROOT / "app" / "tui").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        docs = {id(node.body[0].value) for node in ast.walk(tree)
+                if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                     ast.AsyncFunctionDef))
+                and node.body and isinstance(node.body[0], ast.Expr)}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                    and id(node) not in docs and CLI_SYNTAX.search(node.value)):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value[:60]}")
+    for path in sorted((ROOT / "prompts").rglob("*")):
+        if path.suffix not in (".md", ".toml") or path.name in (
+                "README.md", "rules.toml", "reply_rules.toml"):  # patterns, never shown
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.lstrip().startswith("#") and CLI_SYNTAX.search(line):
+                found.append(f"{path.relative_to(ROOT)}:{n}: {line[:60]}")
+    assert not found, found
+
+
+def test_the_modelhub_says_import_in_each_front_ends_words():
+    from app.modelhub.download import _hub_unreachable
+
+    error = _hub_unreachable(OSError("refused"))
+    assert "haven models import PATH" in str(error)  # the command line keeps its command
+    assert "Models → Import…" in error.in_app and not CLI_SYNTAX.search(error.in_app)
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_search_finds_a_word_in_a_mood_note_with_its_spaces_intact(tmp_path, size):
+    from textual.widgets import TextArea
+
+    from app.tui.screens.journal import JournalScreen, NoteScreen
+    from app.tui.screens.mood import MoodScreen
+    from tests.test_tui import until
+
+    app, _ = make_app(tmp_path / "home")
+    async with app.run_test(size=size) as pilot:
+        await unlock(pilot)
+        await pilot.press("f2")  # the person rates their mood and writes a note
+        await until(pilot, lambda: isinstance(app.screen, MoodScreen), "the mood dialog")
+        await pilot.press("right", "tab")
+        await type_text(pilot, "gutted 70")
+        await pilot.press("tab")
+        await type_text(pilot, "My manager said the report was late")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: not isinstance(app.screen, MoodScreen), "the mood saved")
+        await pilot.press("f3")
+        await until(pilot, lambda: isinstance(app.screen, JournalScreen), "the journal")
+        screen = app.screen
+        screen.query_one("TabbedContent").active = "search"
+        await settle(pilot)
+        screen.query_one("#search-box", Input).focus()
+        await type_text(pilot, "manager")
+        results = screen.query_one("#search-results")
+        await until(pilot, lambda: len(results.children) == 1, "one result")
+        shown = str(results.children[0].query_one("Label").render())
+        assert shown.startswith("Mood")
+        assert "My manager said the report was late" in shown  # the spaces intact
+        assert "1 found" in str(screen.query_one("#search-count").render())
+        screen.query_one("#search-box", Input).value = ""  # the feeling named is found too
+        await type_text(pilot, "gutted")
+        await until(pilot, lambda: len(results.children) == 1
+                    and "gutted" in str(results.children[0].query_one("Label").render()),
+                    "the feeling found")
+        results.focus()
+        results.index = 0
+        await settle(pilot)
+        await pilot.press("enter")  # and the entry opens to be read
+        await until(pilot, lambda: isinstance(app.screen, NoteScreen), "the mood entry")
+        text = app.screen.query_one(TextArea).text
+        assert "Mood 6 of 10" in text and "gutted 70" in text and "report was late" in text
+
+
+# --- after help -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_after_help_the_cursor_is_back_in_the_message_box(tmp_path, size):
+    from app.tui.screens.help import HelpScreen
+    from app.tui.widgets.message_box import MessageBox
+    from tests.test_tui import until
+
+    app, _ = make_app(tmp_path / "home")
+    async with app.run_test(size=size) as pilot:
+        await unlock(pilot)
+        await type_text(pilot, "half a thought")
+        for close in ("escape", "f1"):  # Help closes with Esc or with F1 again
+            await pilot.press("f1")
+            await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
+            await pilot.press(close)
+            await until(pilot, lambda: not isinstance(app.screen, HelpScreen), "help closed")
+            await settle(pilot)
+            assert isinstance(app.focused, MessageBox), (close, app.focused)
+        await type_text(pilot, " more")
+        assert app.screen.query_one(MessageBox).text == "half a thought more"

@@ -533,13 +533,13 @@ class HavenService:
         try:
             return download_catalog_entry(self.paths, entry, progress).name
         except DownloadError as exc:
-            raise ModelError(str(exc)) from exc
+            raise ModelError(exc.in_app) from exc  # the app's words: no command line
 
     def import_model(self, path: Path, chat_format: str | None = None) -> str:
         try:
             return import_gguf(self.paths, path, None, chat_format).name
         except ImportError_ as exc:
-            raise ModelError(str(exc)) from exc
+            raise ModelError(exc.in_app) from exc
 
     def select_model(self, name: str | None) -> None:
         """Talk with this model from now on (the old one answers until it is loaded)."""

@@ -262,8 +262,8 @@ class ChatTemplate:
             return cls(formats[chat_format], f"format:{chat_format}")
         raise TemplateError(
             "this model has no chat template and no chat format was given, so Haven "
-            "cannot talk to it correctly; import it again with --chat-format "
-            "(e.g. chatml, llama-3, gemma)"
+            "cannot talk to it correctly; import it again and say which chat format it "
+            "uses (e.g. chatml, llama-3, gemma)"
         )
 
     def render(self, system: str, turns: list[Turn] | tuple[Turn, ...]) -> Rendered:

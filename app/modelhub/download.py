@@ -40,7 +40,26 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class DownloadError(Exception):
-    """A download failed; the message is one clear line for the user."""
+    """A download failed; the message is one clear line for the user.
+
+    ``in_app`` says the same in the app's words: where the command line's message names a
+    command (``haven models import PATH``), the app's names the place on its screens, since
+    no screen of the app shows command-line syntax."""
+
+    def __init__(self, message: str, in_app: str | None = None) -> None:
+        super().__init__(message)
+        self.in_app = in_app or message
+
+
+#: Where a file the person already has is imported: on the command line, and in the app.
+IMPORT_COMMAND = "haven models import PATH"
+IMPORT_IN_APP = "Models → Import…"
+
+
+def _or_import(message: str, how: str) -> DownloadError:
+    """``message`` followed by the way to import a file instead, in each front end's words."""
+    return DownloadError(f"{message}{how}: {IMPORT_COMMAND}",
+                         in_app=f"{message}{how} with {IMPORT_IN_APP}")
 
 
 @dataclass
@@ -129,10 +148,9 @@ def _hub_unreachable(exc: Exception) -> DownloadError:
     # In plain words: never the exception's class name ("ConnectError") a person cannot use.
     reason = "it did not answer in time" if "timeout" in type(exc).__name__.lower() else (
         "no connection")
-    return DownloadError(
+    return _or_import(
         f"cannot reach the model hub ({reason}). Check your internet connection and try "
-        "again (the download goes on where it stopped), or import a GGUF file you already "
-        "have: haven models import PATH"
+        "again (the download goes on where it stopped), or ", "import a GGUF file you already have"
     )
 
 
@@ -149,10 +167,8 @@ def resolve_remote(repo: str, filename: str, revision: str = "main") -> RemoteFi
     )
 
     if is_offline_mode():
-        raise DownloadError(
-            "HF_HUB_OFFLINE is set, so Haven will not download. Unset it to download, or "
-            "import a GGUF file you already have: haven models import PATH"
-        )
+        raise _or_import("HF_HUB_OFFLINE is set, so Haven will not download. Unset it to "
+                         "download, or ", "import a GGUF file you already have")
     try:
         infos = HfApi(token=False).get_paths_info(repo, [filename], revision=revision, token=False)
         info = next((i for i in infos if getattr(i, "path", None) == filename), None)
@@ -170,10 +186,9 @@ def resolve_remote(repo: str, filename: str, revision: str = "main") -> RemoteFi
     except HfHubHTTPError as exc:
         status = getattr(getattr(exc, "response", None), "status_code", "?")
         if status in (401, 403):
-            raise DownloadError(
+            raise _or_import(
                 f"{repo!r} needs a Hugging Face login or licence acceptance; Haven sends no token."
-                " Download the file in a browser and run: haven models import PATH"
-            ) from exc
+                " Download the file in a browser and ", "import it") from exc
         raise DownloadError(f"the hub answered with an error (HTTP {status}) for {repo!r}") from exc
     except (OSError, ValueError) as exc:
         raise _hub_unreachable(exc) from exc
@@ -185,10 +200,8 @@ def resolve_remote(repo: str, filename: str, revision: str = "main") -> RemoteFi
     sha256 = info.lfs.sha256 if getattr(info, "lfs", None) else (meta.etag or "")
     size = info.lfs.size if getattr(info, "lfs", None) else info.size
     if not _HEX64.match(sha256 or ""):
-        raise DownloadError(
-            f"the hub gives no sha256 for {filename!r}, so Haven cannot verify it; "
-            "download it yourself and run: haven models import PATH"
-        )
+        raise _or_import(f"the hub gives no sha256 for {filename!r}, so Haven cannot verify it; "
+                         "download it yourself and ", "import it")
     if meta.size is not None and meta.size != size:
         raise DownloadError(f"the hub reports two different sizes for {filename!r}; try later")
     return RemoteFile(

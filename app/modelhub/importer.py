@@ -16,7 +16,12 @@ from app.paths import PRIVATE_FILE, DataPaths
 
 
 class ImportError_(Exception):
-    """The file cannot be imported; one clear line."""
+    """The file cannot be imported; one clear line. ``in_app``: the same without
+    command-line syntax (the app's screens show none)."""
+
+    def __init__(self, message: str, in_app: str | None = None) -> None:
+        super().__init__(message)
+        self.in_app = in_app or message
 
 
 def known_chat_formats() -> list[str]:
@@ -47,7 +52,9 @@ def import_gguf(
     if info.chat_template is None and chat_format is None:
         raise ImportError_(
             f"{source.name} has no chat template of its own; say which format it uses with "
-            "--chat-format (e.g. chatml, llama-3, gemma, phi3)"
+            "--chat-format (e.g. chatml, llama-3, gemma, phi3)",
+            in_app=f"{source.name} has no chat template of its own; choose the family it "
+            "belongs to from the list",
         )
     paths.ensure()
     final = paths.models_dir / f"{name}.gguf"

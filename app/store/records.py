@@ -157,7 +157,7 @@ class ScreenerAnswer(Record):
     message_id: str | None = Field(None, description="the person's message that answered it")
 
 
-SearchKind = Literal["message", "note", "thought_record"]
+SearchKind = Literal["message", "note", "thought_record", "mood", "session"]
 
 
 class SearchHit(BaseModel):

@@ -330,6 +330,85 @@ MIGRATIONS: list[str] = [
         SELECT m.rowid, x.gist, x.body FROM recall_map m
         JOIN recall_mood_text x ON x.id = m.ref_id WHERE m.kind = 'mood';
     """,
+    # 5 (issue 16): search finds mood entries (the note and the feelings named) and
+    # sessions (title, summary and the step for next time) too, as the search box promises
+    # ("everything you have written"). Same search_index and search_map as migration 2, kept
+    # in sync by triggers; what is already in the journal is indexed here, once.
+    """
+    CREATE VIEW search_mood_text AS
+        SELECT id, created, session_id,
+               coalesce(note, '') || char(10) || (
+                   SELECT coalesce(group_concat(json_extract(value, '$.name'), ', '), '')
+                   FROM json_each(emotions)
+               ) AS body
+        FROM mood_entries
+        WHERE trim(coalesce(note, '')) != '' OR json_array_length(emotions) > 0;
+    CREATE VIEW search_session_text AS
+        SELECT id, started AS created, id AS session_id,
+               coalesce(next_step, '') || char(10) || coalesce(summary, '') || char(10)
+                 || coalesce(title, '') AS body
+        FROM sessions
+        WHERE trim(coalesce(next_step, '') || coalesce(summary, '') || coalesce(title, '')) != '';
+
+    CREATE TRIGGER search_moods_ai AFTER INSERT ON mood_entries BEGIN
+        INSERT INTO search_map (kind, ref_id, created, session_id)
+        SELECT 'mood', id, created, session_id FROM search_mood_text WHERE id = new.id;
+        INSERT INTO search_index (rowid, body)
+        SELECT (SELECT rowid FROM search_map WHERE kind = 'mood' AND ref_id = new.id), body
+        FROM search_mood_text WHERE id = new.id;
+    END;
+    CREATE TRIGGER search_moods_au AFTER UPDATE OF note, emotions, session_id ON mood_entries
+    BEGIN
+        DELETE FROM search_index WHERE rowid =
+            (SELECT rowid FROM search_map WHERE kind = 'mood' AND ref_id = old.id);
+        DELETE FROM search_map WHERE kind = 'mood' AND ref_id = old.id;
+        INSERT INTO search_map (kind, ref_id, created, session_id)
+        SELECT 'mood', id, created, session_id FROM search_mood_text WHERE id = new.id;
+        INSERT INTO search_index (rowid, body)
+        SELECT (SELECT rowid FROM search_map WHERE kind = 'mood' AND ref_id = new.id), body
+        FROM search_mood_text WHERE id = new.id;
+    END;
+    CREATE TRIGGER search_moods_ad AFTER DELETE ON mood_entries BEGIN
+        DELETE FROM search_index WHERE rowid =
+            (SELECT rowid FROM search_map WHERE kind = 'mood' AND ref_id = old.id);
+        DELETE FROM search_map WHERE kind = 'mood' AND ref_id = old.id;
+    END;
+
+    CREATE TRIGGER search_sessions_ai AFTER INSERT ON sessions BEGIN
+        INSERT INTO search_map (kind, ref_id, created, session_id)
+        SELECT 'session', id, created, session_id FROM search_session_text WHERE id = new.id;
+        INSERT INTO search_index (rowid, body)
+        SELECT (SELECT rowid FROM search_map WHERE kind = 'session' AND ref_id = new.id), body
+        FROM search_session_text WHERE id = new.id;
+    END;
+    CREATE TRIGGER search_sessions_au AFTER UPDATE OF title, summary, next_step ON sessions
+    BEGIN
+        DELETE FROM search_index WHERE rowid =
+            (SELECT rowid FROM search_map WHERE kind = 'session' AND ref_id = old.id);
+        DELETE FROM search_map WHERE kind = 'session' AND ref_id = old.id;
+        INSERT INTO search_map (kind, ref_id, created, session_id)
+        SELECT 'session', id, created, session_id FROM search_session_text WHERE id = new.id;
+        INSERT INTO search_index (rowid, body)
+        SELECT (SELECT rowid FROM search_map WHERE kind = 'session' AND ref_id = new.id), body
+        FROM search_session_text WHERE id = new.id;
+    END;
+    CREATE TRIGGER search_sessions_ad AFTER DELETE ON sessions BEGIN
+        DELETE FROM search_index WHERE rowid =
+            (SELECT rowid FROM search_map WHERE kind = 'session' AND ref_id = old.id);
+        DELETE FROM search_map WHERE kind = 'session' AND ref_id = old.id;
+    END;
+
+    INSERT INTO search_map (kind, ref_id, created, session_id)
+        SELECT 'mood', id, created, session_id FROM search_mood_text;
+    INSERT INTO search_map (kind, ref_id, created, session_id)
+        SELECT 'session', id, created, session_id FROM search_session_text;
+    INSERT INTO search_index (rowid, body)
+        SELECT m.rowid, x.body FROM search_map m JOIN search_mood_text x ON x.id = m.ref_id
+        WHERE m.kind = 'mood';
+    INSERT INTO search_index (rowid, body)
+        SELECT m.rowid, x.body FROM search_map m JOIN search_session_text x ON x.id = m.ref_id
+        WHERE m.kind = 'session';
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -40,6 +40,7 @@ class HavenApp(App):
     BINDINGS = [
         keys.QUIT.binding(),
         keys.HELP.binding(),
+        keys.PALETTE.binding(),  # named in plain words ("Commands", not Textual's "palette")
         Binding("ctrl+o", "sos", "SOS", priority=True),
         Binding("f12", "sos", "SOS", priority=True, show=False),
     ]

@@ -46,14 +46,18 @@ SOS = Key("ctrl+o,f12", "sos", "SOS", "**SOS**: crisis services, your safety pla
           "exercise (on every screen)", title="SOS", priority=True)
 HELP = Key("f1", "help", "Help", "keys, and what Haven is and is not", title="Help")
 QUIT = Key("ctrl+q", "quit", "Quit", "quit", priority=True)
-PALETTE = Key("ctrl+p", "command_palette", "Commands", "every action, by name (also: Safety plan)")
+PALETTE = Key("ctrl+p", "command_palette", "Commands", "every action, by name (also: Safety plan)",
+              show=False, priority=True)  # the footer shows it at its right (not at 80 columns)
 
 # The chat screen's keys, in footer order. Chosen not to clash with the message box's own
 # (Ctrl+E/K/D, F5-F7 edit text).
-STOP = Key("escape", "stop_reply", "Stop reply", "stop Haven's reply", title="Stop reply")
+# Not in the footer: while Haven replies, the line under the conversation says "Esc to stop"
+# (where the person is looking), and the footer keeps its room for keys that always work.
+STOP = Key("escape", "stop_reply", "Stop reply", "stop Haven's reply", title="Stop reply",
+           show=False)
 NEW = Key("ctrl+n", "new_session", "New", "new session", title="New session")
 MOOD = Key("f2", "check_in", "Mood", "mood check-in", title="Mood check-in")
-THOUGHT_RECORD = Key("ctrl+t", "thought_record", "Thought record", "thought record",
+THOUGHT_RECORD = Key("ctrl+t", "thought_record", "Thoughts", "thought record",
                      title="Thought record")
 END = Key("ctrl+g", "end_session", "End",
           "end the session (summary, a step for next time, closing mood)", title="End session")

@@ -11,12 +11,12 @@ import asyncio
 import logging
 import time
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Button, Footer, Header, Static, TextArea
+from textual.widgets import Button, Header, Static, TextArea
 
 from app.conversation.companion import MAX_MESSAGE_CHARS
 from app.conversation.events import (
@@ -40,6 +40,7 @@ from app.store.records import Message
 from app.tui import keys
 from app.tui.widgets.chat_message import ChatMessage
 from app.tui.widgets.crisis_panel import CrisisPanel
+from app.tui.widgets.footer import NARROW, HavenFooter
 from app.tui.widgets.insights_panel import RecalledNote
 from app.tui.widgets.message_box import MessageBox
 from app.tui.widgets.session_list import SessionList, friendly_day, session_name
@@ -62,6 +63,7 @@ class ChatScreen(Screen):
         self._recalled: str | None = None  # "Haven remembered: …", shown under the reply
         self._prefill_timer: Timer | None = None
         self._model_was_ready = False
+        self._sidebar_chosen = False  # the person showed or hid it (Ctrl+B): width no longer decides
 
     @property
     def service(self):
@@ -92,7 +94,7 @@ class ChatScreen(Screen):
                     for choice in CHOICES:
                         yield Button(LABELS[choice], id=f"answer-{choice}")
                 yield StatusLine()
-        yield Footer()
+        yield HavenFooter(palette_when_narrow=False)
 
     async def on_mount(self) -> None:
         self.app.on_engine_change(self.refresh_status)
@@ -101,8 +103,16 @@ class ChatScreen(Screen):
         await self.begin_new_session()
         self._engine_changed()
         self.query_one(MessageBox).focus()
-        if self.app.size.width < 90:  # at 80x24 the conversation gets the whole width
-            self.query_one(SessionList).display = False
+        self._fit_sidebar(self.app.size.width)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_sidebar(event.size.width)
+
+    def _fit_sidebar(self, width: int) -> None:
+        """In a narrow terminal (80x24) the conversation gets the whole width; the sessions
+        are a Ctrl+B (or F3) away. Once the person shows or hides them, that choice stays."""
+        if not self._sidebar_chosen:
+            self.query_one(SessionList).display = width >= NARROW
 
     # ---- sessions --------------------------------------------------------------------------
 
@@ -469,6 +479,7 @@ class ChatScreen(Screen):
                                            "This cannot be undone.", "Delete"), done)
 
     def action_toggle_sidebar(self) -> None:
+        self._sidebar_chosen = True
         sidebar = self.query_one(SessionList)
         sidebar.display = not sidebar.display
 

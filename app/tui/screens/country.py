@@ -6,10 +6,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, OptionList, Static
+from textual.widgets import Button, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
 from app.safety.resources import INTERNATIONAL, countries
+from app.tui.widgets.footer import HavenFooter
 
 ELSEWHERE = "Somewhere else, or I'd rather not say"
 EXPLAIN = (
@@ -37,7 +38,7 @@ class CountryScreen(Screen):
             yield Static(DEFAULT, classes="hint", id="country-default")
             with Horizontal(classes="buttons"):
                 yield Button("Continue", id="continue", variant="primary")
-        yield Footer()
+        yield HavenFooter()
 
     def on_mount(self) -> None:
         chooser = self.query_one(OptionList)

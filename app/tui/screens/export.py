@@ -25,7 +25,7 @@ class ExportScreen(ModalScreen[None]):
         with Vertical(classes="dialog"):
             with VerticalScroll(id="fields"):
                 yield Static("Export an encrypted copy of your journal. It can be opened with Haven, "
-                             "or with the standard `age` tool.", classes="hint")
+                             "or with the standard age tool.", classes="hint")
                 yield Label("Save to")
                 yield Input(str(default), id="path", select_on_focus=False)
                 yield Label("Passphrase for the export (or leave empty and give a public key)")

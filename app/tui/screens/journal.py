@@ -13,7 +13,6 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import (
     Button,
-    Footer,
     Header,
     Input,
     Label,
@@ -25,15 +24,16 @@ from textual.widgets import (
     TextArea,
 )
 
-from app.store.records import SearchHit
+from app.store.records import MoodEntry, SearchHit
 from app.text import TextProblem, check_typed, one_line, terminal_safe
 from app.tui.screens.dialogs import DiscardGuard
 from app.tui.screens.thought_record import ThoughtRecordScreen
+from app.tui.widgets.footer import HavenFooter
 from app.tui.widgets.insights_panel import InsightsPanel
 from app.tui.widgets.session_list import friendly_day
 
 KIND_LABEL = {"session": "Session", "note": "Note", "thought_record": "Thought record",
-              "message": "Message"}
+              "message": "Message", "mood": "Mood"}
 
 
 class EntryItem(ListItem):
@@ -50,6 +50,16 @@ def entry_text(kind: str, when, body: str) -> Text:
     text.append(f"{friendly_day(when):<12}", style="dim")
     text.append(one_line(body, 90))
     return text
+
+
+def mood_text(mood: MoodEntry) -> str:
+    """A mood entry, to read: the rating, the feelings named, the note."""
+    lines = [f"Mood {mood.score} of 10 ({friendly_day(mood.created)})"]
+    if mood.emotions:
+        lines.append(", ".join(f"{e.name} {e.intensity}" for e in mood.emotions))
+    if mood.note:
+        lines += ["", mood.note]
+    return "\n".join(lines)
 
 
 def hit_text(hit: SearchHit) -> Text:
@@ -70,15 +80,16 @@ class NoteScreen(DiscardGuard, ModalScreen[str | None]):
     DEFAULT_CSS = "NoteScreen TextArea { height: 12; }"
 
     def __init__(self, body: str = "", editable: bool = True,
-                 save: Callable[[str], object] | None = None) -> None:
+                 save: Callable[[str], object] | None = None, heading: str = "Note") -> None:
         super().__init__()
+        self.heading = heading  # what a read-only entry is (a note, a mood)
         self.body = body if editable else terminal_safe(body)
         self.editable = editable
         self.save = save  # called before the dialog closes: if it fails, the text stays
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static("A note for your journal" if self.editable else "Note")
+            yield Static("A note for your journal" if self.editable else self.heading)
             yield TextArea(self.body, id="note", soft_wrap=True, read_only=not self.editable)
             yield Static("", id="problem", classes="error")
             with Horizontal(classes="buttons"):
@@ -137,7 +148,8 @@ class JournalScreen(Screen[str | None]):
                     yield Button("Back to chat", id="back")
                 yield ListView(id="timeline-list")
             with TabPane("Search", id="search"):
-                yield Input(placeholder="Search your conversations, notes and thought records",
+                yield Input(placeholder="Search everything you have written: conversations, "
+                            "notes, moods, thought records, steps",
                             id="search-box", select_on_focus=False)
                 yield Static("", id="search-count", classes="hint")
                 yield ListView(id="search-results")
@@ -145,7 +157,7 @@ class JournalScreen(Screen[str | None]):
                 yield InsightsPanel()
             with TabPane("Thought records", id="records"):
                 yield ListView(id="records-list")
-        yield Footer()
+        yield HavenFooter()
 
     def on_mount(self) -> None:
         self.reload()
@@ -187,6 +199,11 @@ class JournalScreen(Screen[str | None]):
             note = self.app.service.note(item.ref_id)
             if note:
                 self.app.push_screen(NoteScreen(note.body, editable=False))
+        elif item.kind == "mood":
+            mood = next((m for m in self.app.service.moods() if m.id == item.ref_id), None)
+            if mood:
+                self.app.push_screen(NoteScreen(mood_text(mood), editable=False,
+                                                heading="Mood"))
         elif item.kind == "thought_record":
             record = self.app.service.thought_record(item.ref_id)
             if record:

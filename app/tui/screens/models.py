@@ -12,10 +12,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, DataTable, Footer, Header, ProgressBar, Static
+from textual.widgets import Button, DataTable, Header, ProgressBar, Static
 
 from app.conversation.service import ModelError
 from app.text import safe_rich
+from app.tui.widgets.footer import HavenFooter
 
 
 class DownloadStopped(Exception):
@@ -48,7 +49,7 @@ class ModelsScreen(Screen):
                 yield Button("Continue" if self.first_run else "Back", id="close")
             yield ProgressBar(id="progress", show_eta=True)
             yield Static("", id="status")
-        yield Footer()
+        yield HavenFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

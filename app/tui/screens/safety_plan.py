@@ -10,10 +10,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Label, Static, TextArea
+from textual.widgets import Button, Header, Label, Static, TextArea
 
 from app.safety.safety_plan import plan_text
 from app.store.records import SafetyPlan
+from app.tui.widgets.footer import HavenFooter
 
 
 class SafetyPlanScreen(Screen[bool]):
@@ -38,7 +39,7 @@ class SafetyPlanScreen(Screen[bool]):
             with Horizontal(classes="buttons"):
                 yield Button("Save", id="save", variant="primary")
                 yield Button("Close", id="close")
-        yield Footer()
+        yield HavenFooter()
 
     def on_mount(self) -> None:
         self.title = plan_text().title

@@ -8,10 +8,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, Header, Input, Label, Select, Static
 
 from app.safety.resources import countries
 from app.settings import Settings
+from app.tui.widgets.footer import HavenFooter
 
 NUMBERS = [
     ("temperature", "Variety of replies (0-2: higher is more varied, lower more predictable)",
@@ -70,7 +71,7 @@ class SettingsScreen(Screen):
             with Horizontal(classes="buttons"):
                 yield Button("Save", id="save", variant="primary")
                 yield Button("Back", id="back")
-        yield Footer()
+        yield HavenFooter()
 
     def on_mount(self) -> None:
         self.query_one("#country", Select).focus()

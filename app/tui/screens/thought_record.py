@@ -15,7 +15,6 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import (
     Button,
-    Footer,
     Header,
     Input,
     Label,
@@ -32,6 +31,7 @@ from app.store.records import AutomaticThought, ThoughtRecord
 from app.text import check_typed, one_line, terminal_safe
 from app.tui.screens.dialogs import DiscardGuard
 from app.tui.screens.mood import parse_emotions
+from app.tui.widgets.footer import HavenFooter
 
 THOUGHT_SLOTS = 3
 HOT_LABEL_CHARS = 64  # fits beside the radio mark in a form at 80 columns
@@ -94,7 +94,7 @@ class ThoughtRecordScreen(DiscardGuard, Screen):
             yield SelectionList[str](*[
                 Selection(f"{traps[d].name} — {traps[d].definition}", d.value) for d in Distortion
             ], id="traps")
-        yield Footer()
+        yield HavenFooter()
 
     def on_mount(self) -> None:
         if self.record is not None:

@@ -7,7 +7,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Static
+from textual.widgets import Button, Header, Input, Static
 
 from app.conversation.service import (
     DiskFull,
@@ -16,6 +16,7 @@ from app.conversation.service import (
     create_journal,
     open_journal,
 )
+from app.tui.widgets.footer import HavenFooter
 from app.tui.widgets.passphrase_input import MAX_PASSPHRASE_CHARS, PassphraseInput
 
 MIN_LENGTH = 8
@@ -50,7 +51,7 @@ class CreatePassphraseScreen(Screen):
             yield Static("", id="problem", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Create my journal", id="create", variant="primary")
-        yield Footer()
+        yield HavenFooter()
 
     def on_mount(self) -> None:
         self.query_one("#first", Input).focus()
@@ -125,7 +126,7 @@ class UnlockScreen(Screen):
             yield Static("", id="problem", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Unlock", id="unlock", variant="primary")
-        yield Footer()
+        yield HavenFooter()
 
     def on_mount(self) -> None:
         self.query_one("#passphrase", Input).focus()
@@ -178,7 +179,7 @@ class UnlockScreen(Screen):
             # Also said on the terminal after the app closes, so it is not gone with the screen.
             self.set_timer(2.5, lambda: self.app.exit(return_code=2, message=Text(
                 "haven: that passphrase did not open your journal three times, so Haven "
-                "closed; your journal is unchanged. Run haven again to try once more.")))
+                "closed; your journal is unchanged. Open Haven again to try once more.")))
             field.disabled = True
             return
         problem.update(f"That passphrase does not open this journal. {left} "

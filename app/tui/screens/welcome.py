@@ -5,7 +5,9 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Markdown
+from textual.widgets import Button, Header, Markdown
+
+from app.tui.widgets.footer import HavenFooter
 
 
 class WelcomeScreen(Screen):
@@ -18,7 +20,7 @@ class WelcomeScreen(Screen):
                                                    data_dir=str(self.app.paths.root)))
             with Horizontal(classes="buttons"):
                 yield Button("I understand — continue", id="ack", variant="primary")
-        yield Footer()
+        yield HavenFooter()
 
     # No focus on the button at mount: that would scroll the notice to its end and hide its
     # first, most important lines. Enter anywhere on this screen acknowledges.
