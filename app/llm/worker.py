@@ -444,12 +444,18 @@ class Worker:
         if fold > 0:
             summary = self._fold(summary, turns[:fold], request.fold_instruction)
             turns = turns[fold:]
-        # A single message too long for the context: the model sees its start and end.
+        system = budget.compose_system(request.system, summary)
+        tokens, stop = self._clip_to_fit(system, turns, limit)
+        return tokens, stop, (summary if fold > 0 else None), fold, time.perf_counter() - started
+
+    def _clip_to_fit(self, system: str, turns: list[Turn], limit: int):
+        """Prompt tokens for ``system`` and ``turns`` within ``limit``: a message too long
+        for the context is clipped in the middle (the model sees its start and end), the
+        longest first, until the prompt fits. ``turns`` is changed in place."""
         while True:
-            system = budget.compose_system(request.system, summary)
             tokens, stop = self._prompt_tokens(system, turns)
             if len(tokens) <= limit:
-                break
+                return tokens, stop
             longest = max(range(len(turns)), key=lambda i: len(turns[i].content))
             content_tokens = self._tokenize(turns[longest].content)
             keep = max(len(content_tokens) - (len(tokens) - limit) - 64, 32)
@@ -458,7 +464,6 @@ class Worker:
             clipped = budget.clip_middle(turns[longest].content, content_tokens, keep,
                                          self._detokenize)
             turns[longest] = Turn(turns[longest].role, clipped)
-        return tokens, stop, (summary if fold > 0 else None), fold, time.perf_counter() - started
 
     def _turns_to_fold(self, system: str, turns: list[Turn], limit: int) -> int:
         fixed = len(self._prompt_tokens(system, [])[0]) + 16
@@ -670,11 +675,7 @@ class Worker:
             turns = turns[1:]
             tokens, stop = self._prompt_tokens(system, turns)
         if len(tokens) > limit:
-            content_tokens = self._tokenize(turns[-1].content)
-            keep = max(len(content_tokens) - (len(tokens) - limit) - 64, 32)
-            turns[-1] = Turn(turns[-1].role, budget.clip_middle(turns[-1].content, content_tokens,
-                                                                keep, self._detokenize))
-            tokens, stop = self._prompt_tokens(system, turns)
+            tokens, stop = self._clip_to_fit(system, turns, limit)
         on_piece = None
         if message.get("stream"):
             def on_piece(text: str) -> None:
