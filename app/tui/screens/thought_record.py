@@ -28,10 +28,9 @@ from textual.widgets import (
 from textual.widgets.selection_list import Selection
 
 from app.cbt import Distortion
-from app.store.records import AutomaticThought, ThoughtRecord
+from app.store.records import AutomaticThought, ThoughtRecord, parse_emotions
 from app.text import check_typed, one_line, terminal_safe
 from app.tui.screens.dialogs import DiscardGuard
-from app.tui.screens.mood import parse_emotions
 
 THOUGHT_SLOTS = 3
 HOT_LABEL_CHARS = 64  # fits beside the radio mark in a form at 80 columns
