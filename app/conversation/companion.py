@@ -47,7 +47,7 @@ from app.insights.recall import for_reply as recall_for_reply
 from app.llm import ChatRequest, Engine, GenerationParams, Job, Turn
 from app.safety import RiskAssessment, assess_conversation, assess_risk, resources_for
 from app.safety.output_check import ReplyGuard
-from app.safety.resources import Situation, services_markdown, situation
+from app.safety.resources import Situation, format_resources, situation
 from app.safety.rules import LEVELS
 from app.safety.screener import CHOICES, LABELS, Question, screener
 from app.settings import Settings
@@ -362,7 +362,7 @@ class Companion:
         kind = situation(risk.categories)
         found = resources_for(self.settings.country, risk.categories, kind)
         text, words = self._words(CRISIS_TEXTS[kind], emergency=found.emergency,
-                                  services=services_markdown(found, kind))
+                                  services=format_resources(found, kind, markdown=True))
         self.journal.add_message(session.id, "system", text, risk_level="crisis")
         return Crisis(text=text, resources=found, assessment=risk, kind=kind, words=words,
                       plan=self.safety_plan())
@@ -371,7 +371,7 @@ class Companion:
         kind = situation(risk.categories)
         found = resources_for(self.settings.country, risk.categories, kind)
         text, words = self._words("safety/crisis_followup.md",
-                                  services=services_markdown(found, kind), **self.keys)
+                                  services=format_resources(found, kind, markdown=True), **self.keys)
         self.journal.add_message(session.id, "system", text, risk_level="crisis")
         return FollowUp(text=text, resources=found, words=words, plan=self.safety_plan(),
                         kind=kind)
@@ -381,7 +381,7 @@ class Companion:
         questions = screener()
         if rounds == 0:
             found = resources_for(self.settings.country, risk.categories)
-            text, words = self._words("safety/elevated.md", services=services_markdown(found))
+            text, words = self._words("safety/elevated.md", services=format_resources(found, markdown=True))
             self.journal.add_message(session.id, "system", text, risk_level="elevated")
             yield CheckIn(text=text, resources=found, assessment=risk, words=words)
         intro = questions.intro if rounds == 0 else questions.intro_again
@@ -424,7 +424,7 @@ class Companion:
         some_yes = any(a.answer in ("yes", "not_sure") for a in answers)
         found = resources_for(self.settings.country)
         template = questions.done_some_yes if some_yes else questions.done_all_no
-        text = _fill(template, services=services_markdown(found), **self.keys)
+        text = _fill(template, services=format_resources(found, markdown=True), **self.keys)
         self.journal.add_message(session.id, "system", text,
                                  risk_level="elevated" if some_yes else "none")
         return ScreenerOver(text=text, outcome="done", resources=found if some_yes else None)
@@ -625,7 +625,7 @@ class Companion:
             else:
                 kind, safe = "harm", _fill(self.prompts.render(
                     "safety/unsafe_reply.md", emergency=found.emergency,
-                    services=services_markdown(found)))
+                    services=format_resources(found, markdown=True)))
             self.journal.update_message(message_id, safe, "complete")
             log.warning("a model reply was replaced (%s)", ", ".join(guard.tripped.categories))
             events.append(ReplyReplaced(text=safe, resources=found,
