@@ -46,8 +46,9 @@ from app.export.service import describe_counts, export_journal  # describe_count
 from app.llm import EngineState, Job, ModelSpec
 from app.modelhub.catalog import catalog
 from app.modelhub.download import DownloadError, download_catalog_entry
+from app.modelhub.formats import known_formats
 from app.modelhub.gguf import GGUFError, inspect_gguf
-from app.modelhub.importer import ImportError_, import_gguf, known_chat_formats
+from app.modelhub.importer import ImportError_, import_gguf
 from app.modelhub.registry import ModelRegistry, RegistryError
 from app.paths import DataPaths
 from app.runtime import NoModelSelected, selected_model_spec, start_engine
@@ -100,7 +101,7 @@ class ExportProblem(Exception):
 
 def chat_formats() -> list[str]:
     """The conversation formats a model without a template of its own can be given."""
-    return known_chat_formats()
+    return known_formats()
 
 
 def model_file_needs_format(path: Path) -> bool:
