@@ -188,7 +188,7 @@ def test_cli_passwd(haven_home):
     (["mood", "add", "seven"], "whole number"),
     (["mood", "add", "5", "--emotion", "anxious=101"], "0 to 100"),
     (["mood", "add", "5", "--emotion", "on edge!=10"], "letters only"),
-    (["mood", "add", "5", "--emotion", "anxious"], "NAME=INTENSITY"),
+    (["mood", "add", "5", "--emotion", "anxious"], "e.g. anxious=60"),
     (["mood", "add", "5", "--note", "   "], "empty"),
     (["journal", "note", "  "], "empty"),
     (["journal", "search", " "], "empty"),
