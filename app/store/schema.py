@@ -330,6 +330,11 @@ MIGRATIONS: list[str] = [
         SELECT m.rowid, x.gist, x.body FROM recall_map m
         JOIN recall_mood_text x ON x.id = m.ref_id WHERE m.kind = 'mood';
     """,
+    # 7 (issue 14): the settings table goes. Settings live in settings.toml (they
+    # must be readable before the journal is unlocked), and nothing read or wrote the table.
+    """
+    DROP TABLE IF EXISTS settings;
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)
