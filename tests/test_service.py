@@ -311,3 +311,37 @@ def test_prefill_goes_through_the_service_and_never_while_haven_replies(tmp_path
     finally:
         svc.shutdown()
         engine.close()
+
+
+def test_a_work_mode_chosen_while_the_session_closes_is_ignored(service):
+    """Choosing how to work (the palette) during the closing steps never pulls the flow back
+    to the conversation: the step and the closing mood still land in the session."""
+    engine = service.companion.engine
+    engine.replies = ["That sounds like a full day.", "A long day at the office.", "A long day"]
+    service.new_session()
+    list(service.send("I had a long day at the office"))
+    engine.delay = 0.02  # the summary takes a while, so the choice comes in the middle of it
+    engine.replies = ["We talked about a long day at the office. " * 10, "A long day"]
+    closer = threading.Thread(target=service.close_session)
+    closer.start()
+    while closer.is_alive() and not service.flow().closing:
+        time.sleep(0.001)
+    answers = [service.choose_mode(Mode.THOUGHT_RECORD)]  # during the summary
+    closer.join(30)
+    assert service.flow().closing
+    answers.append(service.choose_mode(Mode.ACTIVATION))  # after it, before the step
+    assert service.flow().closing
+    service.set_next_step("a walk after lunch")
+    answers.append(service.choose_mode(Mode.SOCRATIC))  # before the closing mood
+    service.record_mood(7)
+    assert service.flow().ended
+    session = service._journal.session(service.session.id)
+    assert session.next_step == "a walk after lunch" and session.mood_after == 7
+    assert answers == [False, False, False]  # the screen says so, kindly
+    assert service.companion.flow.mode is Mode.FREE_TALK
+
+
+def test_a_work_mode_chosen_while_talking_applies(service):
+    service.new_session()
+    assert service.choose_mode(Mode.THOUGHT_RECORD) is True
+    assert not service.flow().checking_in and not service.flow().closing

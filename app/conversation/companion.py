@@ -229,8 +229,8 @@ class Companion:
             self._finish()
         return entry
 
-    def choose_mode(self, mode: Mode) -> None:
-        self.flow.choose_mode(mode)
+    def choose_mode(self, mode: Mode) -> bool:
+        return self.flow.choose_mode(mode)
 
     # ---- talking -----------------------------------------------------------------------
 
