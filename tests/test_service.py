@@ -316,17 +316,23 @@ def test_prefill_goes_through_the_service_and_never_while_haven_replies(tmp_path
 def test_a_work_mode_chosen_while_the_session_closes_is_ignored(service):
     """Choosing how to work (the palette) during the closing steps never pulls the flow back
     to the conversation: the step and the closing mood still land in the session."""
-    engine = service.companion.engine
-    engine.replies = ["That sounds like a full day.", "A long day at the office.", "A long day"]
+    engine = service.companion.engine = ScriptedEngine()  # no folds: the summary has turns
     service.new_session()
     list(service.send("I had a long day at the office"))
-    engine.delay = 0.02  # the summary takes a while, so the choice comes in the middle of it
-    engine.replies = ["We talked about a long day at the office. " * 10, "A long day"]
+    writing, go_on = threading.Event(), threading.Event()
+    scripted_complete = engine.complete
+
+    def held_complete(*args, **kwargs):  # the summary waits until the choice has been made
+        writing.set()
+        assert go_on.wait(30)
+        return scripted_complete(*args, **kwargs)
+
+    engine.complete = held_complete
     closer = threading.Thread(target=service.close_session)
     closer.start()
-    while closer.is_alive() and not service.flow().closing:
-        time.sleep(0.001)
+    assert writing.wait(30) and service.flow().closing
     answers = [service.choose_mode(Mode.THOUGHT_RECORD)]  # during the summary
+    go_on.set()
     closer.join(30)
     assert service.flow().closing
     answers.append(service.choose_mode(Mode.ACTIVATION))  # after it, before the step
