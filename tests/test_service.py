@@ -8,12 +8,15 @@ from __future__ import annotations
 import random
 import threading
 import time
+from concurrent.futures import Future
 
 import pytest
 
 from app.conversation.events import ReplyDone, Token, UserSaved
 from app.conversation.flow import FlowError, Mode
+from app.conversation.prompts import prompt_library
 from app.conversation.service import Busy, HavenService, ServiceClosed
+from app.conversation.titles import date_title
 from app.paths import DataPaths
 from app.settings import Settings
 from app.store import Journal
@@ -351,3 +354,41 @@ def test_a_work_mode_chosen_while_talking_applies(service):
     service.new_session()
     assert service.choose_mode(Mode.THOUGHT_RECORD) is True
     assert not service.flow().checking_in and not service.flow().closing
+
+
+class EchoingEngine(ScriptedEngine):
+    """Answers the title request with a prompt instead of a title, as a small model can:
+    the system prompt it was given, or Haven's own companion prompt."""
+
+    def __init__(self, echo: str) -> None:
+        super().__init__()
+        self.echo = echo
+
+    def complete(self, system, turns, params, json_schema=None):
+        future = super().complete(system, turns, params, json_schema)
+        if "title" not in system:
+            return future
+        echoed: Future = Future()
+        echoed.set_result({"own": system, "companion": prompt_library().render("companion.md"),
+                           "empty": "  ", "markup": "<b>Office</b> [day]",
+                           "long": "A day at the office " * 6}[self.echo])
+        return echoed
+
+
+@pytest.mark.parametrize("echo", ["own", "companion", "empty", "markup", "long"])
+def test_a_title_that_is_not_a_title_becomes_the_day(service, echo):
+    service.companion.engine = EchoingEngine(echo)
+    service.new_session()
+    list(service.send("I had a long day at the office"))
+    closed = service.close_session()
+    assert closed.title == date_title(closed.started)
+    assert closed.title.startswith("Conversation on ") and "You are" not in closed.title
+    assert service._journal.session(closed.id).title == closed.title
+
+
+def test_a_real_title_is_kept_tidied(service):
+    service.companion.engine = ScriptedEngine(completions=["We talked about work.",
+                                                           '**Title: "A long day at work."**'])
+    service.new_session()
+    list(service.send("I had a long day at the office"))
+    assert service.close_session().title == "A long day at work"

@@ -42,6 +42,7 @@ from app.conversation.events import (
 from app.conversation.flow import FlowError, Mode, SessionFlow, Step
 from app.conversation.prompts import PromptLibrary, prompt_library
 from app.conversation.thought_records import draft_thought_record
+from app.conversation.titles import TITLE_REQUEST, session_title
 from app.insights.opening import returning_pattern
 from app.insights.recall import for_reply as recall_for_reply
 from app.llm import ChatRequest, Engine, GenerationParams, Job, Turn
@@ -689,13 +690,13 @@ class Companion:
             transcript, _ = alternate(context + [Turn("user", "Please write the summary now.")])
             summary = engine.complete(self.prompts.render("session_summary.md"), transcript,
                                       params).result().strip()
-            title_turns, _ = alternate(context + [Turn("user", "Please give the title now.")])
+            title_turns, _ = alternate(context + [Turn("user", TITLE_REQUEST)])
             title = engine.complete(self.prompts.render("session_title.md"), title_turns,
                                     GenerationParams(temperature=0.3, max_tokens=16)).result()
         except Exception as exc:
             log.warning("closing summary failed: %s", type(exc).__name__)
             return {}
-        title = title.strip().strip('"').splitlines()[0][:80] if title.strip() else None
+        title = session_title(title, work.session.started, [*self.prompts.texts(), TITLE_REQUEST])
         return {"summary": summary or None, "title": title}
 
     def finish_closing(self, work: ClosingWork, fields: dict) -> Session:
