@@ -134,8 +134,9 @@ def test_many_threads_leave_the_session_and_the_journal_consistent(service, tmp_
             assert session.running_summary
 
 
-def test_a_mood_saved_while_haven_replies_survives_the_reply(service):
-    """The reply's end (a fold) and the mood both land; neither undoes the other."""
+def reply_in_the_background(service) -> threading.Thread:
+    """A new session and an ordinary message, its long reply streaming on a thread of its
+    own; returns once the reply has begun."""
     engine = service.companion.engine
     engine.delay = 0.02
     engine.replies = ["That sounds hard. " * 40]
@@ -150,6 +151,12 @@ def test_a_mood_saved_while_haven_replies_survives_the_reply(service):
     worker = threading.Thread(target=reply)
     worker.start()
     assert started.wait(10)
+    return worker
+
+
+def test_a_mood_saved_while_haven_replies_survives_the_reply(service):
+    """The reply's end (a fold) and the mood both land; neither undoes the other."""
+    worker = reply_in_the_background(service)
     service.record_mood(6)
     worker.join(30)
     session = service.session
@@ -159,20 +166,7 @@ def test_a_mood_saved_while_haven_replies_survives_the_reply(service):
 
 
 def test_new_session_is_refused_while_haven_replies(service):
-    engine = service.companion.engine
-    engine.delay = 0.02
-    engine.replies = ["That sounds hard. " * 40]
-    service.new_session()
-    started = threading.Event()
-
-    def reply():
-        for event in service.send("I had a long day at the office"):
-            if isinstance(event, Token):
-                started.set()
-
-    worker = threading.Thread(target=reply)
-    worker.start()
-    assert started.wait(10)
+    worker = reply_in_the_background(service)
     with pytest.raises(Busy):
         service.new_session()
     service.cancel()
