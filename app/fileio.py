@@ -18,6 +18,27 @@ def disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
 
 
+#: What a copy or a download must leave free beyond its own size (the journal still needs room).
+SPACE_MARGIN = 64 * 1024 * 1024
+
+
+def free_bytes(folder: Path) -> int:
+    """Bytes free for this user in ``folder``'s file system (OSError if it cannot be read)."""
+    stats = os.statvfs(folder)
+    return stats.f_bavail * stats.f_frsize
+
+
+def space_shortfall(folder: Path, needed: int, what: str) -> str | None:
+    """None when ``folder`` has room for ``needed`` bytes and :data:`SPACE_MARGIN`; else one
+    line saying how much ``what`` needs and how much is free. The one free-space check for
+    a model that is copied in or downloaded."""
+    free = free_bytes(folder)
+    if free >= needed + SPACE_MARGIN:
+        return None
+    return (f"not enough free disk space: {what} needs {needed / 1e9:.2f} GB and "
+            f"{free / 1e9:.2f} GB are free in {folder}")
+
+
 def os_reason(exc: OSError) -> str:
     """Why a write failed, in words for a person: a full disk is named as such."""
     return "the disk is full" if disk_full(exc) else (exc.strerror or type(exc).__name__)

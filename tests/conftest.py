@@ -52,6 +52,24 @@ def gemma_gguf(tmp_path_factory) -> Path:
     return target
 
 
+@pytest.fixture
+def model_home(tmp_path, gemma_gguf):
+    """Make a data folder with the test model imported (as gemma-270m, gemma format) and
+    chosen in settings.toml: a 2048-token context, 2 threads, short seeded replies."""
+    def make(max_tokens: int, seed: int, country: str | None = None) -> Path:
+        home = tmp_path / "home"
+        result = run_haven(home, "models", "import", str(gemma_gguf), "--chat-format", "gemma",
+                           "--name", "gemma-270m")
+        assert result.returncode == 0, result.stderr
+        where = f'country = "{country}"\n' if country else ""
+        (home / "settings.toml").write_text(
+            f'model = "gemma-270m"\nn_ctx = 2048\nthreads = 2\n{where}[generation]\n'
+            f"max_tokens = {max_tokens}\nseed = {seed}\n")
+        return home
+
+    return make
+
+
 def haven_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HAVEN_", "HF_"))}
     env.update({"HAVEN_HOME": str(home), "HAVEN_PASSPHRASE": PASSPHRASE, "HF_HUB_OFFLINE": "1",

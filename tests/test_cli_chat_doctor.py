@@ -11,14 +11,8 @@ pytestmark = pytest.mark.model
 
 
 @pytest.fixture
-def home_with_model(tmp_path, gemma_gguf):
-    home = tmp_path / "home"
-    result = run_haven(home, "models", "import", str(gemma_gguf), "--chat-format", "gemma",
-                       "--name", "gemma-270m")
-    assert result.returncode == 0, result.stderr
-    (home / "settings.toml").write_text(
-        'model = "gemma-270m"\nn_ctx = 2048\nthreads = 2\n[generation]\nmax_tokens = 24\nseed = 1\n')
-    return home
+def home_with_model(model_home):
+    return model_home(max_tokens=24, seed=1)
 
 
 def test_line_mode_chat_reads_stdin_and_stores_every_message(home_with_model):

@@ -26,7 +26,7 @@ from app.store import Journal
 from app.tui.app import HavenApp
 from app.tui.screens.chat import ChatScreen
 from app.tui.widgets.chat_message import ChatMessage
-from tests.conftest import PASSPHRASE, ROOT, haven_env, run_haven
+from tests.conftest import PASSPHRASE, ROOT, haven_env
 
 pytestmark = pytest.mark.model
 STORY = "Tell me a long story about a lighthouse keeper"
@@ -92,14 +92,8 @@ async def test_the_app_survives_a_segfault_mid_reply(tmp_path, gemma_gguf):
 
 
 @pytest.fixture
-def home_with_model(tmp_path, gemma_gguf):
-    home = tmp_path / "home"
-    result = run_haven(home, "models", "import", str(gemma_gguf), "--chat-format", "gemma",
-                       "--name", "gemma-270m")
-    assert result.returncode == 0, result.stderr
-    (home / "settings.toml").write_text(
-        'model = "gemma-270m"\nn_ctx = 2048\nthreads = 2\n[generation]\nmax_tokens = 64\nseed = 5\n')
-    return home
+def home_with_model(model_home):
+    return model_home(max_tokens=64, seed=5)
 
 
 def test_haven_chat_survives_a_segfault_mid_reply(home_with_model):

@@ -113,6 +113,16 @@ def test_a_huge_single_message_is_clipped_for_the_model(engine):
     assert reply.prompt_tokens + 16 <= engine.n_ctx
 
 
+def test_a_side_job_with_a_huge_message_is_clipped_the_same_way(engine):
+    # a title or a draft over a very long message: the same clipping as a chat
+    stream = engine.side_job("You are kind and brief.", [Turn("user", "I need to say a lot. " * 2000)],
+                             GenerationParams(max_tokens=16, seed=7))
+    list(stream)
+    reply = stream.wait(60)
+    assert reply.status == "complete", reply.error
+    assert reply.prompt_tokens + 16 <= engine.n_ctx
+
+
 def test_no_template_and_no_format_is_refused(gemma_gguf):
     engine = Engine()
     try:

@@ -112,3 +112,14 @@ async def test_app_unlock_on_a_full_disk_is_not_a_failed_try(small_disk):
                 break
         assert isinstance(app.screen, ChatScreen)
         assert [n.body for n in app.journal.notes()] == ["kept safe"]
+
+
+def test_a_model_too_big_for_the_disk_is_refused_before_copying(small_disk, gemma_gguf):
+    home = small_disk / "haven"
+    result = run_haven(home, "models", "import", str(gemma_gguf), "--chat-format", "gemma",
+                       "--no-use")
+    assert result.returncode == 2
+    line = result.stderr.strip()
+    assert line.startswith("haven: ") and "not enough free disk space" in line, line
+    assert "GB are free" in line and "\n" not in line
+    assert not any((home / "models").iterdir())  # nothing half-copied left behind

@@ -145,9 +145,9 @@ async def test_a_wrong_path_or_a_broken_file_says_so_plainly_and_keeps_the_path(
 
 
 def test_every_format_haven_knows_has_plain_words_and_names_guess_well():
-    from app.modelhub.importer import known_chat_formats
+    from app.conversation.service import chat_formats
 
-    assert set(known_chat_formats()) <= set(FORMAT_WORDS)
+    assert set(chat_formats()) <= set(FORMAT_WORDS)
     assert guess_format(Path("Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf")) == "llama-3"
     assert guess_format(Path("qwen2.5-1.5b-instruct-q4_k_m.gguf")) == "qwen"
     assert guess_format(Path("model.gguf")) is None

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from app.export.document import collect, to_markdown
 from app.paths import DataPaths
+from app.safety.resources import all_resources, format_resources, resources_for
 from app.settings import Settings, load_settings, save_settings
 from app.tui.app import HavenApp
 from app.tui.screens.chat import ChatScreen
@@ -21,7 +22,7 @@ from app.tui.screens.sos import SosScreen
 from app.tui.screens.unlock import CreatePassphraseScreen, UnlockScreen
 from app.tui.screens.welcome import WelcomeScreen
 from app.tui.widgets.chat_message import ChatMessage
-from app.tui.widgets.crisis_panel import CrisisPanel
+from app.tui.widgets.crisis_panel import CrisisPanel, resources_text
 from tests.scripted_engine import ScriptedEngine
 from tests.test_tui import make_app, send, type_text, unlock, until, wait_idle
 
@@ -39,6 +40,21 @@ def screen_text(app) -> str:
     console.print(app.screen._compositor.render_update(full=True,
                                                        screen_stack=app._background_screens))
     return console.export_text()
+
+
+@pytest.mark.parametrize("kind", ["self", "medical", "danger", "others"])
+def test_the_panel_and_the_command_line_give_the_same_help(kind):
+    """One formatter: the panel, the conversation and `haven sos` list the same lines."""
+    for code in all_resources():
+        found = resources_for(code, kind=kind)
+        panel = resources_text(found, kind).plain.splitlines()
+        plain = format_resources(found, kind).splitlines()
+        markdown = [line for line in format_resources(found, kind, markdown=True).splitlines()
+                    if line]
+        assert [line.strip().lstrip("•").strip() for line in plain] \
+            == [line.lstrip("•").strip() for line in panel] \
+            == [line.strip("*").removeprefix("- ") for line in markdown]
+        assert len(panel) == 1 + len(found.services)
 
 
 def conversation(app) -> list[ChatMessage]:

@@ -8,12 +8,15 @@ from __future__ import annotations
 import random
 import threading
 import time
+from concurrent.futures import Future
 
 import pytest
 
 from app.conversation.events import ReplyDone, Token, UserSaved
 from app.conversation.flow import FlowError, Mode
+from app.conversation.prompts import prompt_library
 from app.conversation.service import Busy, HavenService, ServiceClosed
+from app.conversation.titles import date_title
 from app.paths import DataPaths
 from app.settings import Settings
 from app.store import Journal
@@ -131,8 +134,9 @@ def test_many_threads_leave_the_session_and_the_journal_consistent(service, tmp_
             assert session.running_summary
 
 
-def test_a_mood_saved_while_haven_replies_survives_the_reply(service):
-    """The reply's end (a fold) and the mood both land; neither undoes the other."""
+def reply_in_the_background(service) -> threading.Thread:
+    """A new session and an ordinary message, its long reply streaming on a thread of its
+    own; returns once the reply has begun."""
     engine = service.companion.engine
     engine.delay = 0.02
     engine.replies = ["That sounds hard. " * 40]
@@ -147,6 +151,12 @@ def test_a_mood_saved_while_haven_replies_survives_the_reply(service):
     worker = threading.Thread(target=reply)
     worker.start()
     assert started.wait(10)
+    return worker
+
+
+def test_a_mood_saved_while_haven_replies_survives_the_reply(service):
+    """The reply's end (a fold) and the mood both land; neither undoes the other."""
+    worker = reply_in_the_background(service)
     service.record_mood(6)
     worker.join(30)
     session = service.session
@@ -156,20 +166,7 @@ def test_a_mood_saved_while_haven_replies_survives_the_reply(service):
 
 
 def test_new_session_is_refused_while_haven_replies(service):
-    engine = service.companion.engine
-    engine.delay = 0.02
-    engine.replies = ["That sounds hard. " * 40]
-    service.new_session()
-    started = threading.Event()
-
-    def reply():
-        for event in service.send("I had a long day at the office"):
-            if isinstance(event, Token):
-                started.set()
-
-    worker = threading.Thread(target=reply)
-    worker.start()
-    assert started.wait(10)
+    worker = reply_in_the_background(service)
     with pytest.raises(Busy):
         service.new_session()
     service.cancel()
@@ -311,3 +308,81 @@ def test_prefill_goes_through_the_service_and_never_while_haven_replies(tmp_path
     finally:
         svc.shutdown()
         engine.close()
+
+
+def test_a_work_mode_chosen_while_the_session_closes_is_ignored(service):
+    """Choosing how to work (the palette) during the closing steps never pulls the flow back
+    to the conversation: the step and the closing mood still land in the session."""
+    engine = service.companion.engine = ScriptedEngine()  # no folds: the summary has turns
+    service.new_session()
+    list(service.send("I had a long day at the office"))
+    writing, go_on = threading.Event(), threading.Event()
+    scripted_complete = engine.complete
+
+    def held_complete(*args, **kwargs):  # the summary waits until the choice has been made
+        writing.set()
+        assert go_on.wait(30)
+        return scripted_complete(*args, **kwargs)
+
+    engine.complete = held_complete
+    closer = threading.Thread(target=service.close_session)
+    closer.start()
+    assert writing.wait(30) and service.flow().closing
+    answers = [service.choose_mode(Mode.THOUGHT_RECORD)]  # during the summary
+    go_on.set()
+    closer.join(30)
+    assert service.flow().closing
+    answers.append(service.choose_mode(Mode.ACTIVATION))  # after it, before the step
+    assert service.flow().closing
+    service.set_next_step("a walk after lunch")
+    answers.append(service.choose_mode(Mode.SOCRATIC))  # before the closing mood
+    service.record_mood(7)
+    assert service.flow().ended
+    session = service._journal.session(service.session.id)
+    assert session.next_step == "a walk after lunch" and session.mood_after == 7
+    assert answers == [False, False, False]  # the screen says so, kindly
+    assert service.companion.flow.mode is Mode.FREE_TALK
+
+
+def test_a_work_mode_chosen_while_talking_applies(service):
+    service.new_session()
+    assert service.choose_mode(Mode.THOUGHT_RECORD) is True
+    assert not service.flow().checking_in and not service.flow().closing
+
+
+class EchoingEngine(ScriptedEngine):
+    """Answers the title request with a prompt instead of a title, as a small model can:
+    the system prompt it was given, or Haven's own companion prompt."""
+
+    def __init__(self, echo: str) -> None:
+        super().__init__()
+        self.echo = echo
+
+    def complete(self, system, turns, params, json_schema=None):
+        future = super().complete(system, turns, params, json_schema)
+        if "title" not in system:
+            return future
+        echoed: Future = Future()
+        echoed.set_result({"own": system, "companion": prompt_library().render("companion.md"),
+                           "empty": "  ", "markup": "<b>Office</b> [day]",
+                           "long": "A day at the office " * 6}[self.echo])
+        return echoed
+
+
+@pytest.mark.parametrize("echo", ["own", "companion", "empty", "markup", "long"])
+def test_a_title_that_is_not_a_title_becomes_the_day(service, echo):
+    service.companion.engine = EchoingEngine(echo)
+    service.new_session()
+    list(service.send("I had a long day at the office"))
+    closed = service.close_session()
+    assert closed.title == date_title(closed.started)
+    assert closed.title.startswith("Conversation on ") and "You are" not in closed.title
+    assert service._journal.session(closed.id).title == closed.title
+
+
+def test_a_real_title_is_kept_tidied(service):
+    service.companion.engine = ScriptedEngine(completions=["We talked about work.",
+                                                           '**Title: "A long day at work."**'])
+    service.new_session()
+    list(service.send("I had a long day at the office"))
+    assert service.close_session().title == "A long day at work"

@@ -90,14 +90,8 @@ def test_chat_without_a_model_saves_checks_and_shows_crisis_help(tmp_path):
 
 
 @pytest.mark.model
-def test_chat_on_the_real_model_never_sends_it_a_crisis(tmp_path, gemma_gguf):
-    home = tmp_path / "home"
-    result = run_haven(home, "models", "import", str(gemma_gguf), "--chat-format", "gemma",
-                       "--name", "gemma-270m")
-    assert result.returncode == 0, result.stderr
-    (home / "settings.toml").write_text(
-        'model = "gemma-270m"\nn_ctx = 2048\nthreads = 2\ncountry = "GB"\n'
-        '[generation]\nmax_tokens = 24\nseed = 1\n')
+def test_chat_on_the_real_model_never_sends_it_a_crisis(model_home):
+    home = model_home(max_tokens=24, seed=1, country="GB")
     script = f"Hello, I had a long day\n{CRISIS}\nthanks\n/new\nhello again\n/quit\n"
     result = run_haven(home, "chat", input=script, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -115,6 +115,42 @@ def test_migrations_from_empty_and_from_each_older_version(tmp_path):
         upgraded.close()
 
 
+def _tables(journal: Journal) -> set[str]:
+    return {name for (name,) in journal._conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def test_an_old_journal_with_a_settings_table_opens_and_loses_only_that_table(tmp_path):
+    # The settings table (never read or written: settings live in settings.toml) is dropped
+    # by a migration; the newest version that still had it must upgrade with nothing lost.
+    with_table = []
+    for version in range(1, schema.LATEST_VERSION):
+        probe = Journal.create(tmp_path / f"probe{version}.db", PASSPHRASE, version=version)
+        if "settings" in _tables(probe):
+            with_table.append(version)
+        probe.close()
+    assert with_table, "no older version had a settings table"
+    path = tmp_path / "journal.db"
+    old = Journal.create(path, PASSPHRASE, version=with_table[-1])
+    old._conn.execute("INSERT INTO settings (key, value) VALUES ('theme', '\"dark\"')")
+    session = old.start_session()
+    old.add_message(session.id, "user", f"written before the upgrade {MARKER}")
+    old.add_mood(6, [EmotionRating(name="calm", intensity=40)], "a quiet evening")
+    old.close()
+    assert b"quiet evening" not in path.read_bytes()  # a real SQLCipher file
+    upgraded = Journal.open(path, PASSPHRASE)
+    assert upgraded.version == schema.LATEST_VERSION
+    assert "settings" not in _tables(upgraded)
+    assert [m.content for m in upgraded.messages(session.id)] == [
+        f"written before the upgrade {MARKER}"]
+    assert [(m.score, m.note) for m in upgraded.moods()] == [(6, "a quiet evening")]
+    assert upgraded.integrity_problems() == []
+    upgraded.close()
+    fresh = Journal.create(tmp_path / "fresh.db", PASSPHRASE)
+    assert "settings" not in _tables(fresh)
+    fresh.close()
+
+
 def test_search_snippets_newest_first_and_safe_queries(tmp_path):
     journal = Journal.create(tmp_path / "j.db", PASSPHRASE)
     journal.add_note("Walking in the park helped my mood")
@@ -188,7 +224,7 @@ def test_cli_passwd(haven_home):
     (["mood", "add", "seven"], "whole number"),
     (["mood", "add", "5", "--emotion", "anxious=101"], "0 to 100"),
     (["mood", "add", "5", "--emotion", "on edge!=10"], "letters only"),
-    (["mood", "add", "5", "--emotion", "anxious"], "NAME=INTENSITY"),
+    (["mood", "add", "5", "--emotion", "anxious"], "e.g. anxious=60"),
     (["mood", "add", "5", "--note", "   "], "empty"),
     (["journal", "note", "  "], "empty"),
     (["journal", "search", " "], "empty"),

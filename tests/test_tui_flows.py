@@ -5,6 +5,7 @@ settings and the command palette."""
 from __future__ import annotations
 
 from concurrent.futures import Future
+from contextlib import asynccontextmanager
 
 from app.llm.types import Fold, Prefill
 from app.settings import load_settings
@@ -22,11 +23,19 @@ from tests.scripted_engine import ScriptedEngine
 from tests.test_tui import make_app, send, type_text, unlock, until, wait_idle
 
 
-async def test_closing_walks_summary_step_and_mood_then_starts_afresh(tmp_path):
-    app, engine = make_app(tmp_path / "home")
-    engine.completions = ["We talked about a long day at work.", "A long day"]
+@asynccontextmanager
+async def unlocked(tmp_path, engine=None):
+    """The app (scripted engine, real journal) at 120x40, unlocked: (app, pilot)."""
+    app, _ = make_app(tmp_path / "home", engine=engine)
     async with app.run_test(size=(120, 40)) as pilot:
         await unlock(pilot)
+        yield app, pilot
+
+
+async def test_closing_walks_summary_step_and_mood_then_starts_afresh(tmp_path):
+    engine = ScriptedEngine(delay=0.005)
+    engine.completions = ["We talked about a long day at work.", "A long day"]
+    async with unlocked(tmp_path, engine) as (app, pilot):
         await send(pilot, "I had a long day at the office")
         first = app.service.session
         await pilot.press("ctrl+g")
@@ -51,9 +60,7 @@ async def test_closing_walks_summary_step_and_mood_then_starts_afresh(tmp_path):
 
 
 async def test_f2_saves_a_mood_for_this_session(tmp_path):
-    app, _ = make_app(tmp_path / "home")
-    async with app.run_test(size=(120, 40)) as pilot:
-        await unlock(pilot)
+    async with unlocked(tmp_path) as (app, pilot):
         await pilot.press("f2")
         await until(pilot, lambda: isinstance(app.screen, MoodScreen), "the mood dialog")
         assert not app.screen.closing
@@ -70,9 +77,7 @@ async def test_f2_saves_a_mood_for_this_session(tmp_path):
 
 
 async def test_rename_and_delete_from_the_sidebar(tmp_path):
-    app, _ = make_app(tmp_path / "home")
-    async with app.run_test(size=(120, 40)) as pilot:
-        await unlock(pilot)
+    async with unlocked(tmp_path) as (app, pilot):
         await send(pilot, "I had a long day at the office")
         first = app.service.session
         await pilot.press("ctrl+r")
@@ -100,9 +105,7 @@ async def test_rename_and_delete_from_the_sidebar(tmp_path):
 
 
 async def test_settings_are_saved_and_kept(tmp_path):
-    app, _ = make_app(tmp_path / "home")
-    async with app.run_test(size=(120, 40)) as pilot:
-        await unlock(pilot)
+    async with unlocked(tmp_path) as (app, pilot):
         await pilot.press("f8")
         await until(pilot, lambda: isinstance(app.screen, SettingsScreen), "the settings")
         app.screen.query_one("#country").value = "IE"
@@ -119,9 +122,7 @@ async def test_settings_are_saved_and_kept(tmp_path):
 
 
 async def test_the_palette_runs_chat_actions_and_names_their_keys(tmp_path):
-    app, _ = make_app(tmp_path / "home")
-    async with app.run_test(size=(120, 40)) as pilot:
-        await unlock(pilot)
+    async with unlocked(tmp_path) as (app, pilot):
         commands = {c.title: c for c in app.get_system_commands(app.screen)}
         assert keys.MOOD.title in commands and "(F2)" in commands[keys.MOOD.title].help
         assert "(Ctrl+G)" in commands[keys.END.title].help
@@ -134,9 +135,7 @@ async def test_the_palette_runs_chat_actions_and_names_their_keys(tmp_path):
 
 
 async def test_help_lists_the_bound_keys_and_the_empty_mood_chart_names_a_real_key(tmp_path):
-    app, _ = make_app(tmp_path / "home")
-    async with app.run_test(size=(120, 40)) as pilot:
-        await unlock(pilot)
+    async with unlocked(tmp_path) as (app, pilot):
         chat_keys = {b.key for b in app.screen.BINDINGS}
         for key in keys.CHAT:
             assert key.keys in chat_keys
@@ -156,9 +155,7 @@ async def test_help_lists_the_bound_keys_and_the_empty_mood_chart_names_a_real_k
 
 
 async def test_skipping_the_check_in_offer_moves_the_session_on(tmp_path):
-    app, _ = make_app(tmp_path / "home")
-    async with app.run_test(size=(120, 40)) as pilot:
-        await unlock(pilot)
+    async with unlocked(tmp_path) as (app, pilot):
         assert app.service.flow().checking_in
         await pilot.click("#offer-skip")
         await pilot.pause(0.1)
@@ -169,9 +166,7 @@ async def test_skipping_the_check_in_offer_moves_the_session_on(tmp_path):
 
 
 async def test_closing_can_be_skipped_step_by_step(tmp_path):
-    app, _ = make_app(tmp_path / "home")
-    async with app.run_test(size=(120, 40)) as pilot:
-        await unlock(pilot)
+    async with unlocked(tmp_path) as (app, pilot):
         await send(pilot, "I had a long day at the office")
         first = app.service.session
         await pilot.press("ctrl+g")
@@ -212,9 +207,7 @@ class ReadAheadEngine(ScriptedEngine):
 
 async def test_the_model_reads_ahead_while_the_person_types(tmp_path):
     engine = ReadAheadEngine(delay=0.005)
-    app, _ = make_app(tmp_path / "home", engine=engine)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await unlock(pilot)
+    async with unlocked(tmp_path, engine) as (app, pilot):
         await until(pilot, lambda: "" in engine.prefilled, "the history prefilled once ready")
         await type_text(pilot, "a long day at work")
         await until(pilot, lambda: "a long day at work" in engine.prefilled,

@@ -12,8 +12,9 @@ from textual.widgets import Input
 
 from app.cbt import normalise_emotion
 from app.export.service import describe_counts
+from app.store.records import parse_emotions
 from app.tui.screens.export import ExportScreen
-from app.tui.screens.mood import MoodScreen, parse_emotions
+from app.tui.screens.mood import MoodScreen
 from app.tui.screens.settings import SettingsScreen
 from app.tui.screens.thought_record import ThoughtRecordScreen
 from app.tui.screens.unlock import CreatePassphraseScreen, UnlockScreen
@@ -147,6 +148,16 @@ def test_the_command_line_takes_the_persons_own_words_too(haven_home):
     result = run_haven(haven_home, "mood", "add", "4", "--emotion", "gutted=80")
     assert result.returncode == 0, result.stderr
     assert "gutted" in run_haven(haven_home, "mood", "list").stdout
+
+
+@pytest.mark.parametrize("spec, words", [("sad=150", "from 0 to 100"), ("sad=1x", "number 0-100"),
+                                         ("sad", "e.g. anxious=60")])
+def test_the_command_line_reads_a_feeling_as_the_app_does(haven_home, spec, words):
+    result = run_haven(haven_home, "mood", "add", "4", "--emotion", spec)
+    assert result.returncode == 2
+    assert result.stderr.startswith("haven: --emotion:") and words in result.stderr
+    with pytest.raises(ValueError, match=words.replace(".", r"\.")):
+        parse_emotions(spec, default=None)
 
 
 # --- forms ----------------------------------------------------------------------------------

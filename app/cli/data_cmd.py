@@ -6,12 +6,10 @@ import argparse
 import json
 import sys
 
-from pydantic import ValidationError
-
 from app.cli.common import CliError, Context, ask_new_passphrase, ask_passphrase, local_time, open_journal
 from app.conversation.timeline import timeline
 from app.store.lock import JournalLock
-from app.store.records import EmotionRating, SearchHit
+from app.store.records import EmotionRating, SearchHit, parse_emotion
 from app.store.rekey import change_passphrase
 from app.text import MAX_TEXT_CHARS, TextProblem, check_typed, one_line, terminal_safe
 
@@ -67,19 +65,10 @@ def _score(text: str) -> int:
 
 
 def _emotion(spec: str) -> EmotionRating:
-    name, sep, intensity = spec.partition("=")
-    if not sep:
-        raise CliError(f"--emotion takes NAME=INTENSITY (e.g. anxious=60), not {spec!r}")
     try:
-        value = int(intensity)
+        return parse_emotion(spec, default=None)
     except ValueError as exc:
-        raise CliError(f"emotion intensity must be a whole number 0-100, not {intensity!r}") from exc
-    if not 0 <= value <= 100:
-        raise CliError(f"emotion intensity must be from 0 to 100, not {value}")
-    try:
-        return EmotionRating(name=name, intensity=value)
-    except ValidationError as exc:
-        raise CliError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from exc
+        raise CliError(f"--emotion: {exc}") from exc
 
 
 def read_text(what: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
 import stat
 import sys
 import time
@@ -14,6 +13,7 @@ from importlib import metadata
 import psutil
 
 from app.cli.common import Context
+from app.fileio import free_bytes
 from app.llm import buffers
 from app.modelhub.registry import ModelRegistry
 from app.runtime import NoModelSelected, quiet_terminal, selected_model_spec
@@ -55,8 +55,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     _line("CPU features", _features(cpu))
     vm = psutil.virtual_memory()
     _line("RAM", f"{vm.total / 1024**3:.1f} GB total, {vm.available / 1024**3:.1f} GB available")
-    disk = shutil.disk_usage(ctx.paths.root)
-    _line("Free disk", f"{disk.free / 1024**3:.1f} GB", disk.free > 3 * 1024**3)
+    free = free_bytes(ctx.paths.root)
+    _line("Free disk", f"{free / 1024**3:.1f} GB", free > 3 * 1024**3)
 
     root_mode = stat.S_IMODE(ctx.paths.root.stat().st_mode)
     _line("Data folder", f"{ctx.paths.root} ({oct(root_mode)})", root_mode == 0o700)

@@ -72,7 +72,7 @@ class SessionFlow:
             if self.step is Step.CHECKIN:
                 self._go(Step.FOCUS)
             return "before"
-        if self.step in (Step.CLOSING, Step.NEXT_STEP, Step.CLOSING_MOOD):
+        if self.closing:
             self.mood_after = score
             self._go(Step.ENDED)
             return "after"
@@ -97,12 +97,22 @@ class SessionFlow:
         elif self.step is Step.ENDED:
             raise FlowError("this session has ended; start a new one")
 
-    def choose_mode(self, mode: Mode) -> None:
+    @property
+    def closing(self) -> bool:
+        """The closing steps (summary, step, closing mood) are under way."""
+        return self.step in (Step.CLOSING, Step.NEXT_STEP, Step.CLOSING_MOOD)
+
+    def choose_mode(self, mode: Mode) -> bool:
+        """Work this way from the next message. Ignored while the session closes (False):
+        the closing steps run to their end, and the next session starts with a choice."""
         if self.step is Step.ENDED:
             raise FlowError("this session has ended; start a new one")
+        if self.closing:
+            return False
         self.mode = mode
         if self.step is not Step.WORK:
             self._go(Step.WORK)
+        return True
 
     def begin_closing(self) -> None:
         if self.step is Step.ENDED:

@@ -106,6 +106,10 @@ class PromptLibrary:
             raise PromptError(f"no prompt called {name!r}") from exc
         return template.safe_substitute(**values)
 
+    def texts(self) -> list[str]:
+        """Every prompt as written (placeholders unfilled): what a title must not echo."""
+        return [template.template for template in self._texts.values()]
+
     def technique(self, mode: str) -> str:
         return self.render(f"techniques/{mode}.md")
 

@@ -46,8 +46,9 @@ from app.export.service import describe_counts, export_journal  # describe_count
 from app.llm import EngineState, Job, ModelSpec
 from app.modelhub.catalog import catalog
 from app.modelhub.download import DownloadError, download_catalog_entry
+from app.modelhub.formats import known_formats
 from app.modelhub.gguf import GGUFError, inspect_gguf
-from app.modelhub.importer import ImportError_, import_gguf, known_chat_formats
+from app.modelhub.importer import ImportError_, import_gguf
 from app.modelhub.registry import ModelRegistry, RegistryError
 from app.paths import DataPaths
 from app.runtime import NoModelSelected, selected_model_spec, start_engine
@@ -100,7 +101,7 @@ class ExportProblem(Exception):
 
 def chat_formats() -> list[str]:
     """The conversation formats a model without a template of its own can be given."""
-    return known_chat_formats()
+    return known_formats()
 
 
 def model_file_needs_format(path: Path) -> bool:
@@ -291,10 +292,9 @@ class HavenService:
 
     def flow(self) -> FlowView:
         with self._state:
-            step = self.companion.flow.step
-            return FlowView(checking_in=step is Step.CHECKIN,
-                            closing=step in (Step.CLOSING, Step.NEXT_STEP, Step.CLOSING_MOOD),
-                            ended=step is Step.ENDED)
+            flow = self.companion.flow
+            return FlowView(checking_in=flow.step is Step.CHECKIN, closing=flow.closing,
+                            ended=flow.step is Step.ENDED)
 
     def new_session(self, wait: bool = False) -> Opening:
         """End the session in progress (if any) and open a new one."""
@@ -441,9 +441,11 @@ class HavenService:
         state: the risk check and prompt files only."""
         return mood_words_help(emotions, note, self.companion.keys["sos"], self.companion.prompts)
 
-    def choose_mode(self, mode: Mode) -> None:
+    def choose_mode(self, mode: Mode) -> bool:
+        """Work this way from the next message; False (nothing changed) while the session
+        is closing, so a choice made then never pulls the closing steps back."""
         with self._mutating():
-            self.companion.choose_mode(mode)
+            return self.companion.choose_mode(mode)
 
     def skip_check_in(self) -> None:
         with self._mutating():

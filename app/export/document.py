@@ -16,9 +16,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app import __version__
-from app.cbt import Distortion
 from app.insights.figures import compute, facts_from_records
 from app.insights.report import render_markdown
+from app.insights.words import words
 from app.safety.safety_plan import plan_markdown
 from app.store import Journal
 from app.store.records import (
@@ -213,20 +213,6 @@ def _moods(moods: list[EmotionRating]) -> str:
     return ", ".join(f"{m.name} {m.intensity}" for m in moods)
 
 
-TRAP_NAMES = {
-    Distortion.ALL_OR_NOTHING: "All-or-nothing thinking",
-    Distortion.OVERGENERALISATION: "Overgeneralisation",
-    Distortion.MENTAL_FILTER: "Mental filter",
-    Distortion.DISQUALIFYING_THE_POSITIVE: "Disqualifying the positive",
-    Distortion.MIND_READING: "Mind reading",
-    Distortion.FORTUNE_TELLING: "Fortune telling",
-    Distortion.CATASTROPHISING: "Catastrophising or minimising",
-    Distortion.EMOTIONAL_REASONING: "Emotional reasoning",
-    Distortion.SHOULD_STATEMENTS: "Should statements",
-    Distortion.LABELLING: "Labelling",
-    Distortion.PERSONALISATION_AND_BLAME: "Personalisation and blame",
-}
-
 
 def _session_md(session: Session, messages: list[Message]) -> list[str]:
     out = [f"## {_local(session.started)} — Session: {session.title or 'Untitled'}", ""]
@@ -265,7 +251,7 @@ def _thought_record_md(t: ThoughtRecord) -> list[str]:
         ("Evidence against", _cell(t.evidence_against)),
         ("Balanced thought", _cell(t.balanced_thought) + belief),
         ("Moods re-rated", _cell(_moods(t.moods_after))),
-        ("Thinking traps", _cell(", ".join(TRAP_NAMES[d] for d in t.distortions))),
+        ("Thinking traps", _cell(", ".join(words().trap_names[d] for d in t.distortions))),
     ]
     return [f"## {_local(t.created)} — Thought record", "", "| Column | Entry |", "|---|---|",
             *[f"| {k} | {v} |" for k, v in rows], ""]

@@ -1,7 +1,7 @@
 """The local model engine over llama-cpp-python. Imports neither the store nor the UI."""
 
 from app.llm.engine import Engine, EngineError, EngineState, Job, ModelSpec, ReplyStream
-from app.llm.types import ChatRequest, Fold, GenerationParams, Prefill, Reply, ReplyChunk, Turn
+from app.llm.types import ChatRequest, Fold, GenerationParams, Prefill, Reply, Turn
 
 __all__ = [
     "ChatRequest",
@@ -14,7 +14,6 @@ __all__ = [
     "ModelSpec",
     "Prefill",
     "Reply",
-    "ReplyChunk",
     "ReplyStream",
     "Turn",
 ]

@@ -36,11 +36,6 @@ class ChatRequest:
     params: GenerationParams = field(default_factory=GenerationParams)
 
 
-@dataclass(frozen=True)
-class ReplyChunk:
-    text: str
-
-
 @dataclass
 class Reply:
     """How a reply (or a side job's text) ended.

@@ -28,9 +28,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
 
-from app.fileio import disk_full, os_reason  # noqa: E402
+from app.fileio import disk_full, os_reason, space_shortfall  # noqa: E402
 from app.modelhub.catalog import CatalogEntry  # noqa: E402
-from app.modelhub.formats import known_formats  # noqa: E402
+from app.modelhub.formats import unknown_format  # noqa: E402
 from app.modelhub.gguf import GGUFError, inspect_gguf  # noqa: E402
 from app.modelhub.registry import NAME_RULE, InstalledModel, ModelRegistry, valid_name  # noqa: E402
 from app.paths import DataPaths  # noqa: E402
@@ -260,7 +260,8 @@ def fetch(
     if progress:
         progress(state)
     if have < remote.size:
-        _check_space(part.parent, remote.size - have)
+        if problem := space_shortfall(part.parent, remote.size - have, "the download"):
+            raise DownloadError(problem)
         headers = build_hf_headers(token=False)
         headers["Accept-Encoding"] = "identity"
         try:
@@ -312,16 +313,6 @@ def verify_sha256(path: Path, expected: str, progress: ProgressCallback | None =
         raise DownloadError(
             "the downloaded file does not match the hub's sha256 (damaged in transit); "
             "it was deleted — run the command again to download it afresh"
-        )
-
-
-def _check_space(folder: Path, needed: int) -> None:
-    stats = os.statvfs(folder)
-    free = stats.f_bavail * stats.f_frsize
-    if free < needed + 64 * 1024 * 1024:
-        raise DownloadError(
-            f"not enough free disk space: the download needs {needed / 1e9:.2f} GB and "
-            f"{free / 1e9:.2f} GB are free in {folder}"
         )
 
 
@@ -382,10 +373,8 @@ def download_spec(
     progress: ProgressCallback | None = None,
 ) -> InstalledModel:
     repo, filename = check_request(spec, name)
-    if chat_format is not None and chat_format not in known_formats():
-        raise DownloadError(
-            f"unknown chat format {chat_format!r}; known: {', '.join(known_formats())}"
-        )
+    if problem := unknown_format(chat_format):
+        raise DownloadError(problem)
     remote = resolve_remote(repo, filename)
     model_name = name or default_model_name(filename)
     return install_download(paths, remote, model_name, "hub", chat_format, progress)

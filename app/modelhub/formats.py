@@ -11,3 +11,11 @@ FORMAT_NAMES = ("alpaca", "chatml", "gemma", "llama-2", "llama-3", "mistral-inst
 
 def known_formats() -> list[str]:
     return sorted(FORMAT_NAMES)
+
+
+def unknown_format(chat_format: str | None) -> str | None:
+    """One line when ``chat_format`` is given and is not a format Haven renders; None when
+    it is one (or none was given). The one check for an import and a download."""
+    if chat_format is None or chat_format in FORMAT_NAMES:
+        return None
+    return f"unknown chat format {chat_format!r}; known: {', '.join(known_formats())}"

@@ -8,8 +8,8 @@ import re
 import tempfile
 from pathlib import Path
 
-from app.fileio import hold, os_reason, remove_if_stale
-from app.modelhub.formats import known_formats
+from app.fileio import hold, os_reason, remove_if_stale, space_shortfall
+from app.modelhub.formats import unknown_format
 from app.modelhub.gguf import GGUFError, inspect_gguf
 from app.modelhub.registry import NAME_RULE, InstalledModel, ModelRegistry, valid_name
 from app.paths import PRIVATE_FILE, DataPaths
@@ -22,12 +22,6 @@ class ImportError_(Exception):
     def __init__(self, message: str, in_app: str | None = None) -> None:
         super().__init__(message)
         self.in_app = in_app or message
-
-
-def known_chat_formats() -> list[str]:
-    """The formats the engine can render (not llama-cpp-python's wider handler registry,
-    some of which are not prompt formats at all)."""
-    return known_formats()
 
 
 def default_name(path: Path) -> str:
@@ -45,10 +39,8 @@ def import_gguf(
     name = name or default_name(source)
     if not valid_name(name):
         raise ImportError_(f"{name!r} is not a usable name: {NAME_RULE}")
-    if chat_format is not None and chat_format not in known_chat_formats():
-        raise ImportError_(
-            f"unknown chat format {chat_format!r}; known: {', '.join(known_chat_formats())}"
-        )
+    if problem := unknown_format(chat_format):
+        raise ImportError_(problem)
     if info.chat_template is None and chat_format is None:
         raise ImportError_(
             f"{source.name} has no chat template of its own; say which format it uses with "
@@ -58,9 +50,8 @@ def import_gguf(
         )
     paths.ensure()
     final = paths.models_dir / f"{name}.gguf"
-    free = os.statvfs(paths.models_dir)
-    if free.f_bavail * free.f_frsize < info.file_size + 64 * 1024 * 1024:
-        raise ImportError_("not enough free disk space to copy the model into Haven's folder")
+    if problem := space_shortfall(paths.models_dir, info.file_size, "copying the model in"):
+        raise ImportError_(problem)
     digest = hashlib.sha256()
     for stale in paths.models_dir.glob(".*.partial"):  # an import that was killed midway
         remove_if_stale(stale)

@@ -134,21 +134,23 @@ def emergency_line(found: CountryResources, kind: Situation = "self") -> str:
     return f"If you are in danger or hurt, call {found.emergency} now."
 
 
-def service_line(service: CrisisService) -> str:
-    hours = f" · {service.hours}" if service.hours else ""
-    return f"{service.name}: {service.how}{hours}"
+def resource_lines(found: CountryResources, kind: Situation = "self") -> list[tuple[str, str]]:
+    """The help, in the order every place shows it (the crisis panel, the conversation,
+    the command line, the export): the emergency line, then one line per service. Each
+    line is (the part to stress, the rest): the emergency line is all stress, a service
+    is ("name: ", "how · hours")."""
+    lines = [(emergency_line(found, kind), "")]
+    for service in found.services:
+        hours = f" · {service.hours}" if service.hours else ""
+        lines.append((f"{service.name}: ", f"{service.how}{hours}"))
+    return lines
 
 
-def services_markdown(found: CountryResources, kind: Situation = "self") -> str:
-    """The services as Markdown for the conversation and the export: the emergency line
-    first, then one line per service."""
-    lines = [f"**{emergency_line(found, kind)}**", ""]
-    lines += [f"- {service_line(s)}" for s in found.services]
-    return "\n".join(lines)
-
-
-def format_resources(found: CountryResources, kind: Situation = "self") -> str:
-    """Plain text for the line-mode chat and the CLI."""
-    lines = [emergency_line(found, kind)]
-    lines += [f"  • {service_line(s)}" for s in found.services]
-    return "\n".join(lines)
+def format_resources(found: CountryResources, kind: Situation = "self",
+                     markdown: bool = False) -> str:
+    """The help as text: plain for the line-mode chat and the CLI; with ``markdown``, for
+    the conversation and the export (the emergency line in bold, then a list)."""
+    (first, _), *services = resource_lines(found, kind)
+    if markdown:
+        return "\n".join([f"**{first}**", "", *(f"- {lead}{rest}" for lead, rest in services)])
+    return "\n".join([first, *(f"  • {lead}{rest}" for lead, rest in services)])

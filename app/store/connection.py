@@ -7,6 +7,7 @@ from pathlib import Path
 
 import sqlcipher3.dbapi2 as sqlcipher
 
+from app.fileio import disk_full, free_bytes
 from app.paths import PRIVATE_FILE
 from app.store.errors import DiskFull, JournalError, WrongPassphrase
 
@@ -20,16 +21,15 @@ _NEARLY_FULL_BYTES = 1024 * 1024
 def disk_is_full(folder: Path) -> bool:
     """Too little space left in ``folder`` for SQLite's side files (or none at all)."""
     try:
-        stats = os.statvfs(folder)
+        return free_bytes(folder) < _NEARLY_FULL_BYTES
     except OSError:
         return False
-    return stats.f_bavail * stats.f_frsize < _NEARLY_FULL_BYTES
 
 
 def explain(exc: Exception, path: Path, doing: str = "open the journal") -> JournalError:
     """A database error as one clear line; a full disk is always named as such."""
     code = getattr(exc, "sqlite_errorcode", None)
-    if code == SQLITE_FULL or getattr(exc, "errno", None) == 28 or disk_is_full(path.parent):
+    if code == SQLITE_FULL or disk_full(exc) or disk_is_full(path.parent):
         return DiskFull(doing)
     return JournalError(f"cannot {doing}: {exc}")
 

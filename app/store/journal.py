@@ -342,10 +342,6 @@ class Journal:
     def messages(self, session_id: str) -> list[Message]:
         return self._select(Message, "session_id = ?", (session_id,), order="created, rowid")
 
-    def message_count(self) -> int:
-        with self._lock:
-            return self._conn.execute("SELECT count(*) FROM messages").fetchone()[0]
-
     # ---- moods -----------------------------------------------------------------------
 
     def add_mood(
@@ -383,10 +379,6 @@ class Journal:
     ) -> list[ThoughtRecord]:
         where, params = _range("created", since, until)
         return self._select(ThoughtRecord, where, params, order="created DESC")
-
-    def delete_thought_record(self, record_id: str) -> None:
-        with self._writing("delete the thought record"):
-            self._conn.execute("DELETE FROM thought_records WHERE id = ?", (record_id,))
 
     # ---- notes ---------------------------------------------------------------------------
 
@@ -574,21 +566,6 @@ class Journal:
             return [SessionStart(session_id=i, started=started, opening=opening,
                                  person_wrote=bool(wrote))
                     for i, started, opening, wrote in self._conn.execute(sql, params).fetchall()]
-
-    # ---- settings kept inside the journal ----------------------------------------------
-
-    def get_setting(self, key: str, default: Any = None) -> Any:
-        with self._lock:
-            row = self._conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
-
-    def set_setting(self, key: str, value: Any) -> None:
-        with self._writing():
-            self._conn.execute(
-                "INSERT INTO settings (key, value) VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, json.dumps(value)),
-            )
 
     # ---- import --------------------------------------------------------------------------
 

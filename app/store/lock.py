@@ -19,6 +19,7 @@ import os
 import time
 from pathlib import Path
 
+from app.fileio import disk_full
 from app.paths import PRIVATE_FILE
 from app.store.errors import JournalBusy, JournalError
 
@@ -103,7 +104,7 @@ def _open(journal: Path) -> int:
     try:
         fd = os.open(path, flags, PRIVATE_FILE)
     except OSError as exc:
-        if exc.errno == errno.ENOSPC:
+        if disk_full(exc):
             from app.store.errors import DiskFull
 
             raise DiskFull() from exc

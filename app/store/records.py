@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, field_validator
 
 from app.cbt import Distortion, normalise_emotion
 
@@ -49,6 +49,44 @@ class EmotionRating(BaseModel):
     @classmethod
     def _known(cls, value: str) -> str:
         return normalise_emotion(value)
+
+
+#: How strong a feeling named without a number is taken to be (said on screen, never silent).
+DEFAULT_INTENSITY = 50
+
+
+def parse_emotion(text: str, default: int | None = DEFAULT_INTENSITY) -> EmotionRating:
+    """One feeling in the person's own words, with how strong it is (0-100) after it:
+    'gutted 80%', 'on edge 70', 'anxious=60'. Without a number it is ``default`` (None: a
+    number must be given). ValueError with one plain line when it cannot be read.
+
+    The one reading of a named feeling: the mood screen, the thought record and
+    ``haven mood add --emotion`` all use it."""
+    words = text.replace("=", " ").split()
+    intensity = default
+    if len(words) > 1:
+        if words[-1].removesuffix("%").isdigit():
+            intensity = int(words[-1].removesuffix("%"))
+            words = words[:-1]
+        elif any(c.isdigit() for c in words[-1]):
+            raise ValueError(f"{text.strip()!r}: give how strong as a number 0-100")
+    if intensity is None:
+        raise ValueError(f"{text.strip()!r}: give how strong as a number 0-100 after the "
+                         "feeling (e.g. anxious=60)")
+    if not 0 <= intensity <= 100:
+        raise ValueError(f"{text.strip()!r}: how strong is a number from 0 to 100, "
+                         f"not {intensity}")
+    try:
+        return EmotionRating(name=" ".join(words), intensity=intensity)
+    except ValidationError as exc:
+        raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from exc
+
+
+def parse_emotions(text: str, default: int | None = DEFAULT_INTENSITY) -> list[EmotionRating]:
+    """'gutted, anxious 60' (feelings separated by commas or semicolons) -> ratings; see
+    :func:`parse_emotion`."""
+    return [parse_emotion(part, default) for part in text.replace(";", ",").split(",")
+            if part.split()]
 
 
 class Session(Record):

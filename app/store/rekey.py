@@ -22,8 +22,8 @@ from app.store.connection import integrity_problems as _problems
 from app.store.errors import JournalError
 from app.store.lock import JournalLock
 
-_COUNTED = ("sessions", "messages", "mood_entries", "thought_records", "notes", "settings",
-            "safety_plan", "screener_answers")
+_COUNTED = ("sessions", "messages", "mood_entries", "thought_records", "notes", "safety_plan",
+            "screener_answers")
 
 
 def rekey_path(path: Path) -> Path:

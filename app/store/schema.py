@@ -409,6 +409,11 @@ MIGRATIONS: list[str] = [
         SELECT m.rowid, x.body FROM search_map m JOIN search_session_text x ON x.id = m.ref_id
         WHERE m.kind = 'session';
     """,
+    # 6 (issue 14): the settings table goes. Settings live in settings.toml (they
+    # must be readable before the journal is unlocked), and nothing read or wrote the table.
+    """
+    DROP TABLE IF EXISTS settings;
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -515,7 +515,9 @@ class ChatScreen(Screen):
         self.app.push_screen(ExportScreen())
 
     def set_mode(self, mode: Mode) -> None:
-        self.service.choose_mode(mode)
+        if not self.service.choose_mode(mode):
+            self.notify("This conversation is closing. You can choose how to work in the next one.")
+            return
         self.notify(f"{mode.label}: Haven will work this way from your next message.")
         self.query_one("#checkin-offer").remove_class("shown")
 

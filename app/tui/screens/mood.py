@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pydantic import ValidationError
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
@@ -15,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from app.cbt import EMOTIONS
-from app.store.records import EmotionRating
+from app.store.records import DEFAULT_INTENSITY, EmotionRating, parse_emotions
 from app.text import TextProblem, check_typed
 from app.tui.screens.dialogs import DiscardGuard
 
@@ -25,32 +24,6 @@ class MoodResult:
     score: int
     emotions: list[EmotionRating]
     note: str | None
-
-
-#: How strong a feeling named without a number is taken to be (said on screen, never silent).
-DEFAULT_INTENSITY = 50
-
-
-def parse_emotions(text: str) -> list[EmotionRating]:
-    """'gutted, anxious 60' (the person's own words; intensity 0-100, optional, 50 by
-    default) -> ratings."""
-    out: list[EmotionRating] = []
-    for part in text.replace(";", ",").split(","):
-        words = part.replace("=", " ").split()
-        if not words:
-            continue
-        intensity = DEFAULT_INTENSITY
-        if len(words) > 1:
-            if words[-1].removesuffix("%").isdigit():
-                intensity = int(words[-1].removesuffix("%"))
-                words = words[:-1]
-            elif any(c.isdigit() for c in words[-1]):
-                raise ValueError(f"{part.strip()!r}: give how strong as a number 0-100")
-        try:
-            out.append(EmotionRating(name=" ".join(words), intensity=intensity))
-        except ValidationError as exc:
-            raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from exc
-    return out
 
 
 def emotions_preview(text: str) -> str:

@@ -27,10 +27,9 @@ from textual.widgets import (
 from textual.widgets.selection_list import Selection
 
 from app.cbt import Distortion
-from app.store.records import AutomaticThought, ThoughtRecord
+from app.store.records import AutomaticThought, ThoughtRecord, parse_emotions
 from app.text import check_typed, one_line, terminal_safe
 from app.tui.screens.dialogs import DiscardGuard
-from app.tui.screens.mood import parse_emotions
 from app.tui.widgets.footer import HavenFooter
 
 THOUGHT_SLOTS = 3

@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static
 
-from app.safety.resources import CountryResources, Situation, emergency_line
+from app.safety.resources import CountryResources, Situation, resource_lines
 from app.safety.safety_plan import filled_steps, plan_text
 
 TITLES: dict[str, str] = {
@@ -26,14 +26,14 @@ TITLES: dict[str, str] = {
 
 
 def resources_text(found: CountryResources, kind: Situation = "self") -> Text:
+    """The help from :func:`resource_lines` (the same lines the conversation and the
+    command line show), the emergency line and each service's name in bold."""
+    (first, _), *services = resource_lines(found, kind)
     text = Text()
-    text.append(emergency_line(found, kind) + "\n", style="bold")
-    for service in found.services:
-        text.append(f"• {service.name}: ", style="bold")
-        text.append(service.how)
-        if service.hours:
-            text.append(f" · {service.hours}")
-        text.append("\n")
+    text.append(first + "\n", style="bold")
+    for lead, rest in services:
+        text.append(f"• {lead}", style="bold")
+        text.append(rest + "\n")
     text.rstrip()
     return text
 
