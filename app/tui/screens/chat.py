@@ -368,6 +368,7 @@ class ChatScreen(Screen):
         self.query_one(MessageBox).focus()
         if result is None:
             return
+        self.prefill(self.query_one(MessageBox).text)  # the mood is in the prompt now
         if not self._mood_words_checked(result):
             self.notify(f"Mood {result.score}/10 saved.")
 
