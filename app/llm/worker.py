@@ -38,10 +38,15 @@ log = logging.getLogger("haven.model")
 
 SUMMARY_TOKENS = 160  # the fold prompt asks for at most 120 words
 SAFETY_MARGIN = 8
-# A prefill evaluates this many tokens at a time and looks for waiting requests in between,
-# so a chat (or anything else) waits at most one chunk: 16 tokens is about 0.25 s on the
-# Llama-3.2-3B shape with 2 threads (64 was up to a second). See README "Performance".
+# A prefill evaluates this many tokens at a time and looks for waiting requests in between
+# (a newer prefill continues its work after the chunk). A reply that comes in mid-chunk
+# stops the chunk at once (llama.cpp's abort callback, between two graph nodes) and
+# evaluates those tokens itself, so Enter never waits for a chunk, however loaded the
+# machine; the chunk size only bounds the work given up (16 tokens is about 0.25 s on the
+# Llama-3.2-3B shape with 2 threads). Chunks compute no logits. See README "Performance".
 PREFILL_CHUNK = 16
+# What a prefill, or a fold ahead of time, gives way to in the middle of a chunk.
+URGENT = frozenset({"chat", "complete", "load", "unload"})
 # The conversation can wait in a second KV sequence while a side job runs (no copy), when
 # the context has room for both; otherwise its KV state is copied out and back, in memory.
 SEQUENCES = 2
@@ -74,6 +79,8 @@ class Worker:
         self._current: int | None = None
         self._cancelled: set[int] = set()
         self._abort = threading.Event()
+        self._preempt = threading.Event()  # a request the current job yields to has come
+        self._yields_to: frozenset[str] = frozenset()  # ops the current job stops mid-chunk for
         self._closing = False
 
     # ---- messages ------------------------------------------------------------------------
@@ -101,7 +108,15 @@ class Worker:
                 self._abort.set()
                 self._jobs.put(None)
             else:
-                self._jobs.put(message)
+                self.arrive(message)
+
+    def arrive(self, message: dict[str, Any]) -> None:
+        """A request to queue; if the job running gives way to it, it stops now, in the
+        middle of its chunk (the abort callback sees ``_preempt``)."""
+        self._jobs.put(message)
+        with self._state_lock:
+            if message.get("op") in self._yields_to:
+                self._preempt.set()
 
     def cancel(self, request_id: int | None) -> None:
         with self._state_lock:
@@ -122,6 +137,24 @@ class Worker:
     def _aborted(self) -> bool:
         return self._abort.is_set()
 
+    def _stop_now(self) -> bool:
+        """What llama.cpp's abort callback asks between graph nodes."""
+        return self._abort.is_set() or self._preempt.is_set()
+
+    @contextmanager
+    def _yielding(self, ops: frozenset[str]) -> Iterator[None]:
+        """While this runs, a request for one of ``ops`` stops the current chunk at once
+        (:class:`Preempted`); one already waiting stops it before it starts."""
+        with self._state_lock:
+            self._yields_to = ops
+            if self.waiting_ops() & ops:
+                self._preempt.set()
+        try:
+            yield
+        finally:
+            with self._state_lock:
+                self._yields_to = frozenset()
+
     def run(self) -> None:
         self.emit({"ev": "hello", "pid": os.getpid()})
         while True:
@@ -138,6 +171,8 @@ class Worker:
         with self._state_lock:
             self._current = request_id
             self._abort.clear()
+            self._preempt.clear()
+            self._yields_to = frozenset()
             if request_id in self._cancelled or self._closing:  # closing: finish nothing more
                 self._cancelled.discard(request_id)
                 self._abort.set()
@@ -159,6 +194,8 @@ class Worker:
             with self._state_lock:
                 self._current = None
                 self._abort.clear()
+                self._preempt.clear()
+                self._yields_to = frozenset()
 
     # ---- loading -----------------------------------------------------------------------
 
@@ -231,7 +268,7 @@ class Worker:
 
         @llama_cpp.ggml_abort_callback
         def _abort(_data: ctypes.c_void_p) -> bool:
-            return self._abort.is_set()
+            return self._stop_now()
 
         self._abort_callback = _abort  # keep alive as long as the context
         llama_cpp.llama_set_abort_callback(llm._ctx.ctx, _abort, ctypes.c_void_p(0))
@@ -317,7 +354,10 @@ class Worker:
         ``tokens`` and hold the last token's logits (it is evaluated again if a side job or a
         prefill left the cache there). ``preempt(worked)`` is asked before each chunk
         (``worked``: a chunk has been done); when it says so, :class:`Preempted` is raised
-        and what was evaluated stays cached. A cancel aborts llama.cpp mid-chunk.
+        and what was evaluated stays cached. A cancel aborts llama.cpp mid-chunk, and so does
+        a request the job yields to (see :meth:`_yielding`): that chunk is given up whole
+        (llama.cpp drops its half-made cache entries), the chunks before it stay. Only the
+        last chunk of a prompt a reply follows computes logits.
         """
         llm = self._llm
         cached = llm.n_tokens
@@ -336,15 +376,34 @@ class Worker:
             while position < len(tokens):
                 if self._aborted():
                     raise Cancelled()
-                if preempt is not None and preempt(position > same):
+                if self._preempt.is_set() or (preempt is not None and preempt(position > same)):
                     raise Preempted()
-                llm.eval(tokens[position:position + step])
+                part = tokens[position:position + step]
+                self._eval_chunk(part, logits=for_reply and position + len(part) >= len(tokens))
                 position = llm.n_tokens
         except RuntimeError:
             if self._aborted():  # llama_decode aborted by our callback
                 raise Cancelled() from None
+            if self._preempt.is_set():
+                raise Preempted() from None
             raise
         return same, len(tokens) - same, time.perf_counter() - started
+
+    def _eval_chunk(self, part: list[int], logits: bool) -> None:
+        """Evaluate ``part`` after the cached tokens. Without ``logits`` no token's output
+        row is computed: a prefill never samples, and the vocabulary projection of a
+        chunk's last token (128k rows on Llama 3) costs as much as several tokens."""
+        llm = self._llm
+        if logits:
+            llm.eval(part)
+            return
+        llm._ctx.kv_cache_seq_rm(CONVERSATION, llm.n_tokens, -1)  # as Llama.eval does
+        llm._batch.set_batch(batch=part, n_past=llm.n_tokens, logits_all=False)
+        llm._batch.batch.logits[len(part) - 1] = False
+        llm._ctx.decode(llm._batch)
+        llm.input_ids[llm.n_tokens:llm.n_tokens + len(part)] = part
+        llm.n_tokens += len(part)
+        llm._requires_eval = True  # no logits for the last token: a reply evaluates it again
 
     @contextmanager
     def _keeping_conversation(self, tokens: list[int], room: int) -> Iterator[str]:
@@ -543,7 +602,7 @@ class Worker:
             for chunk in generator:
                 if self._aborted():
                     raise Cancelled()
-                if preempt is not None and preempt():
+                if self._preempt.is_set() or (preempt is not None and preempt()):
                     raise Preempted()
                 text = chunk["choices"][0]["text"]
                 if text:
@@ -551,6 +610,8 @@ class Worker:
         except RuntimeError:
             if self._aborted():  # llama_decode aborted by our callback
                 raise Cancelled() from None
+            if self._preempt.is_set():
+                raise Preempted() from None
             raise
         finally:
             generator.close()
@@ -602,8 +663,9 @@ class Worker:
             return bool(waiting - {"prefill"}) or (worked and bool(waiting))
 
         try:
-            reused, evaluated, _ = self._evaluate(tokens, preempt=preempt,
-                                                  chunk=PREFILL_CHUNK, for_reply=False)
+            with self._yielding(URGENT):
+                reused, evaluated, _ = self._evaluate(tokens, preempt=preempt,
+                                                      chunk=PREFILL_CHUNK, for_reply=False)
             status = "done"
         except Preempted:
             evaluated = max(self._llm.n_tokens - reused, 0)
@@ -640,8 +702,9 @@ class Worker:
             return bool(self.waiting_ops() & {"chat", "complete", "shutdown", "load", "unload"})
 
         try:
-            summary = self._fold(request.summary, turns[:fold], request.fold_instruction,
-                                 preempt=urgent)
+            with self._yielding(URGENT):
+                summary = self._fold(request.summary, turns[:fold], request.fold_instruction,
+                                     preempt=urgent)
         except Preempted:
             return {"status": "preempted", "prompt_tokens": len(tokens)}
         seconds = time.perf_counter() - started
