@@ -43,8 +43,13 @@ SAFETY_MARGIN = 8
 # stops the chunk at once (llama.cpp's abort callback, between two graph nodes) and
 # evaluates those tokens itself, so Enter never waits for a chunk, however loaded the
 # machine; the chunk size only bounds the work given up (16 tokens is about 0.25 s on the
-# Llama-3.2-3B shape with 2 threads). Chunks compute no logits. See README "Performance".
+# Llama-3.2-3B shape with 2 threads). Chunks compute no logits. A long prefill (the system
+# prompt at load, the history after a reply) doubles its chunks up to PREFILL_CHUNK_MAX:
+# each chunk is one llama.cpp graph, and on a busy machine a graph's fixed cost (its two
+# threads meeting at every node) is seconds, not milliseconds; typing adds a few tokens a
+# time and never reaches the larger chunks. See README "Performance".
 PREFILL_CHUNK = 16
+PREFILL_CHUNK_MAX = 64
 # What a prefill, or a fold ahead of time, gives way to in the middle of a chunk.
 URGENT = frozenset({"chat", "complete", "load", "unload"})
 # The conversation can wait in a second KV sequence while a side job runs (no copy), when
@@ -381,6 +386,8 @@ class Worker:
                 part = tokens[position:position + step]
                 self._eval_chunk(part, logits=for_reply and position + len(part) >= len(tokens))
                 position = llm.n_tokens
+                if not for_reply and chunk:  # a prefill: longer chunks while nothing waits
+                    step = min(step * 2, PREFILL_CHUNK_MAX, llm.n_batch)
         except RuntimeError:
             if self._aborted():  # llama_decode aborted by our callback
                 raise Cancelled() from None
