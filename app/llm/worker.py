@@ -386,7 +386,7 @@ class Worker:
                 part = tokens[position:position + step]
                 self._eval_chunk(part, logits=for_reply and position + len(part) >= len(tokens))
                 position = llm.n_tokens
-                if not for_reply and chunk:  # a prefill: longer chunks while nothing waits
+                if chunk:  # preemptible (a prefill, a fold): longer chunks while nothing waits
                     step = min(step * 2, PREFILL_CHUNK_MAX, llm.n_batch)
         except RuntimeError:
             if self._aborted():  # llama_decode aborted by our callback
