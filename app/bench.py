@@ -14,6 +14,7 @@ messages, full-text search, and an encrypted export of all of it.
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import statistics
 import tempfile
@@ -255,8 +256,15 @@ def run_store_bench(messages: int = 10_000) -> dict:
     }
 
 
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+
+
 async def _ui_latency(engine: Engine, stream_tokens: int = 96) -> dict:
-    """Keystroke latency in the app: idle, then while a reply streams (same run)."""
+    """Keystroke latency in the app: idle, while a prefill runs (typing at 6 characters a
+    second), then while a reply streams (same run). A keystroke's latency is from the key
+    event to the first screen refresh after its character is in the message box."""
     from textual import events
 
     from app.paths import DataPaths
@@ -295,6 +303,43 @@ async def _ui_latency(engine: Engine, stream_tokens: int = 96) -> dict:
 
             idle = await keystrokes(20)
             box.clear()
+
+            # Typing while the model reads ahead: a long draft is pasted (its prefill runs
+            # for a while), then typed on at a fast typist's pace; the chat screen's own
+            # prefills (a finished word, a pause) keep the model busy until it catches up.
+            def prefilling() -> bool:
+                return any(p.op == "prefill" for p in list(engine._pending.values()))
+
+            async def typed(text: str) -> tuple[list[float], int]:
+                during, typed_count = [], 0
+                began = time.perf_counter()
+                for i, char in enumerate(text):
+                    wait = began + i / TYPING_CHARS_PER_S - time.perf_counter()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    busy = prefilling()
+                    before = len(box.text)
+                    started = time.perf_counter()
+                    key = "space" if char == " " else char
+                    box.post_message(events.Key(key, char))
+                    while len(box.text) == before:
+                        await asyncio.sleep(0.0005)
+                    shown = asyncio.Event()
+                    app.call_after_refresh(shown.set)
+                    await shown.wait()
+                    typed_count += 1
+                    if busy and prefilling():
+                        during.append((time.perf_counter() - started) * 1000)
+                return during, typed_count
+
+            box.text = " ".join(SESSION_MESSAGES * 8) + " "  # about 1,100 tokens
+            box.move_cursor(box.document.end)
+            while not prefilling():
+                await pilot.pause(0.01)
+            while_prefill, typed_keys = await typed(
+                " ".join(m.lower() for m in SESSION_MESSAGES[:4]))
+            app.service.stop_prefill()
+            box.clear()
             await pilot.press(*"Tell me a long story")
             await pilot.press("enter")
             while not app.screen.replying:
@@ -302,13 +347,19 @@ async def _ui_latency(engine: Engine, stream_tokens: int = 96) -> dict:
             streaming = []
             while app.screen.replying and len(streaming) < 60:
                 streaming += await keystrokes(1)
-            app.screen.companion.cancel()
+            app.service.cancel()
             while app.screen.replying:
                 await pilot.pause(0.05)
-            app.journal.close()
-            app.journal = None
     return {
         "input_latency_idle_ms": round(statistics.median(idle), 2),
+        "input_latency_while_prefill_median_ms": (round(statistics.median(while_prefill), 2)
+                                                  if while_prefill else None),
+        "input_latency_while_prefill_p95_ms": (round(_percentile(while_prefill, 0.95), 2)
+                                               if while_prefill else None),
+        "input_latency_while_prefill_max_ms": (round(max(while_prefill), 2)
+                                               if while_prefill else None),
+        "keystrokes_while_prefill": f"{len(while_prefill)} of {typed_keys} typed at "
+                                    f"{TYPING_CHARS_PER_S:g}/s",
         "input_latency_streaming_ms": round(statistics.median(streaming), 2) if streaming else None,
         "input_latency_streaming_max_ms": round(max(streaming), 2) if streaming else None,
         "keystrokes_while_streaming": len(streaming),
@@ -385,35 +436,50 @@ class _RecordingEngine(Engine):
         return future
 
 
+def _load_averages() -> list[float]:
+    """The machine's 1, 5 and 15 minute load averages (as `uptime` shows them)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
 def run_session_bench(spec: ModelSpec, prefill: bool = True, max_tokens: int = 64,
                       messages: int = len(SESSION_MESSAGES), draft_after: int | None = None,
-                      side_tokens: int | None = None) -> dict:
-    """A person's session, as they feel it: Haven's real prompts through the Companion, the
-    first message typed (6 characters a second) while the model loads, each message's
-    send → first token, the thought-record draft and the closing summary and title.
+                      side_tokens: int | None = None, catalog_name: str | None = None) -> dict:
+    """A person's session, as they feel it: Haven's real prompts through the path the app
+    takes (HavenService → Companion → Engine), the first message typed (6 characters a
+    second) while the model loads, each message's send → first token, the thought-record
+    draft and the closing summary and title (the closing screen waits for them).
     ``prefill``: Haven evaluates the system prompt once loaded, the draft while it is
-    typed and the next prompt after each reply (off: the behaviour before issue 13)."""
-    from app.conversation.companion import Companion
+    typed and the next prompt after each reply (off: the behaviour before issue 13).
+    ``catalog_name``: the catalog model whose RAM figure the peak is held against."""
     from app.conversation.events import NoModel, Token
+    from app.conversation.service import HavenService
+    from app.paths import DataPaths
     from app.settings import GenerationSettings, Settings
     from app.store import Journal
 
     draft_after = draft_after or max(1, messages // 2)
-    figures: dict = {"prefill_before_enter": prefill, "reply_max_tokens": max_tokens,
+    figures: dict = {"load_average_at_start": _load_averages(),
+                     "prefill_before_enter": prefill, "reply_max_tokens": max_tokens,
                      "side_job_max_tokens": side_tokens, "messages_sent": messages}
     with tempfile.TemporaryDirectory(prefix="haven-bench-session-") as folder:
-        path = Path(folder) / "journal.db"
-        Journal.create(path, "bench passphrase").close()
-        journal = Journal.open(path, "bench passphrase")
+        paths = DataPaths(Path(folder) / "home").ensure()
+        Journal.create(paths.journal, "bench passphrase").close()
+        journal = Journal.open(paths.journal, "bench passphrase")
         engine = _RecordingEngine(side_tokens)
         settings = Settings(notice_acknowledged=True, country="GB", generation=GenerationSettings(
             max_tokens=max_tokens, seed=3))
-        companion = Companion(journal=journal, engine=engine, settings=settings)
+        service = HavenService(paths, settings, journal, engine_factory=lambda _spec: engine,
+                               start=False)
+        service.companion.engine = engine
+        companion = service.companion  # for the prompt the rates are measured on, at the end
         try:
             started = time.perf_counter()
             loading = engine.load(spec)
-            companion.start_session()
-            companion.record_mood(5)
+            service.new_session()
+            service.record_mood(5)  # the check-in, while the model loads
             rows = []
             system_prefilled = False
             load_s = None
@@ -430,11 +496,11 @@ def run_session_bench(spec: ModelSpec, prefill: bool = True, max_tokens: int = 6
                     if not prefill or not engine.ready:
                         continue
                     if not system_prefilled:
-                        companion.prefill()  # the system prompt (and the history), once loaded
+                        service.prefill()  # the system prompt (and the history), once loaded
                         system_prefilled = True
                     now = time.perf_counter()
                     if text[i - 1] == " " and now - last_prefill >= PREFILL_DEBOUNCE_S:
-                        companion.prefill(text[:i])
+                        service.prefill(text[:i])  # as the chat screen does while typing
                         last_prefill = now
                 waited_for_model = 0.0
                 if not engine.ready:  # Enter before the model is up: it waits, and so do we
@@ -446,7 +512,7 @@ def run_session_bench(spec: ModelSpec, prefill: bool = True, max_tokens: int = 6
                 first = None
                 count = len(engine.chats)
                 replied = False
-                for event in companion.send(text):
+                for event in service.send(text):
                     if isinstance(event, Token) and first is None:
                         first = time.perf_counter()
                     if isinstance(event, NoModel):
@@ -470,10 +536,10 @@ def run_session_bench(spec: ModelSpec, prefill: bool = True, max_tokens: int = 6
                     "status": reply.status if replied else "no reply",
                 })
                 if prefill:
-                    companion.prepare_next()
+                    service.prepare_next()
                 if index + 1 == draft_after:
                     at = time.perf_counter()
-                    companion.draft_thought_record()
+                    service.draft_thought_record()
                     draft = engine.side[-1] if engine.side else None
                     figures["draft_s"] = round(time.perf_counter() - at, 3)
                     if draft is not None:
@@ -481,11 +547,13 @@ def run_session_bench(spec: ModelSpec, prefill: bool = True, max_tokens: int = 6
                         figures["draft_evaluated_tokens"] = draft.evaluated_prompt_tokens
                         figures["draft_kept_conversation"] = draft.kept
                     if prefill:
-                        companion.prepare_next()
+                        service.prepare_next()
             side_before = len(engine.side)
             at = time.perf_counter()
-            companion.close_session()
+            service.close_session()
             figures["closing_summary_and_title_s"] = round(time.perf_counter() - at, 3)
+            # the chat screen shows the closing screen when the summary and title are in
+            figures["closing_screen_after_ctrl_g_s"] = figures["closing_summary_and_title_s"]
             figures["closing_jobs"] = [
                 {"prompt_tokens": r.prompt_tokens, "evaluated_tokens": r.evaluated_prompt_tokens,
                  "kept": r.kept} for r in engine.side[side_before:]]
@@ -533,7 +601,15 @@ def run_session_bench(spec: ModelSpec, prefill: bool = True, max_tokens: int = 6
             figures["peak_rss_mb"] = round(_peak_rss_mb() + model_peak, 1)
             figures["threads"] = spec.threads
             figures["n_ctx"] = engine.n_ctx
+            if catalog_name:
+                from app.modelhub.catalog import catalog
+
+                entry = catalog().get(catalog_name)
+                if entry is not None:
+                    figures["catalog_ram_mb"] = int(entry.min_ram_gb * 1024)
+            figures["load_average_at_end"] = _load_averages()
         finally:
+            service.companion.engine = None
+            service.shutdown()
             engine.close()
-            journal.close()
     return figures

@@ -90,3 +90,33 @@ def test_the_system_prompt_puts_what_never_changes_first(companion):
     base = companion.prompts.render("companion.md")
     assert plain.startswith(base) and with_technique.startswith(base)
     assert "4 out of 10" in plain.splitlines()[-1]  # the mood, which changes, comes last
+
+
+def test_the_first_message_after_a_check_in_evaluates_only_its_own_tail(tmp_path, engine):
+    """The first message as the app meets it (HavenService → Companion → Engine): the
+    session opens, the person checks in with a mood, the model has evaluated the system
+    prompt, then they type and press Enter without a pause. Their message moves the check-in
+    on to the talk, which changes the system prompt; the prefill already read it as it will
+    be, so Enter evaluates the message and the template's closing tokens, nothing before."""
+    from app.conversation.service import HavenService
+    from app.paths import DataPaths
+
+    paths = DataPaths(tmp_path / "home").ensure()
+    journal = Journal.create(paths.journal, PASSPHRASE)
+    svc = HavenService(paths, Settings(country="GB", generation=GenerationSettings(
+        max_tokens=16, seed=3)), journal, engine_factory=lambda spec: engine, start=False)
+    svc.companion.engine = engine
+    try:
+        svc.new_session()
+        svc.record_mood(5)
+        ready = svc.prefill().result(120)
+        assert ready.status == "done" and ready.prompt_tokens > 100
+        text = "Work has been a lot this week and I keep replaying one meeting in my head."
+        assert any(isinstance(e, Token) for e in svc.send(text))
+        reply = engine.chats[-1].wait(60)
+        own = engine.count_tokens(text).result(60)
+        assert reply.reused_prompt_tokens >= ready.prompt_tokens
+        assert reply.evaluated_prompt_tokens <= own + 8  # its own words and the tail only
+    finally:
+        svc.companion.engine = None  # the module's engine: closed by its fixture
+        svc.shutdown()

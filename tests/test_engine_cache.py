@@ -72,6 +72,60 @@ def test_a_prefill_gives_way_to_a_chat_after_at_most_one_chunk(engine):
     assert stream.wait(120).status == "complete"
 
 
+def test_enter_during_a_prefill_chunk_stops_the_chunk_at_once(gemma_gguf):
+    """Enter while llama.cpp is inside a prefill's chunk: the reply does not wait for the
+    chunk. The model process's worker runs here, in this process, so the reply can be made
+    to arrive at a known moment: from llama.cpp's abort callback, inside the chunk's graph.
+    The chunk is given up whole, what was cached before it stays, and the reply that
+    follows reuses that and evaluates the rest on a sound cache."""
+    import json
+
+    from app.llm import worker
+    from app.llm.engine import _request_json
+
+    class Sink:
+        def __init__(self) -> None:
+            self.results: list[dict] = []
+
+        def send_bytes(self, data: bytes) -> None:
+            message = json.loads(data)
+            if message.get("ev") == "result":
+                self.results.append(message["value"])
+
+    sink = Sink()
+    model = worker.Worker(sink)
+    spec = ModelSpec(gemma_gguf, "gemma-test", "gemma", n_ctx=2048, threads=2)
+    model._op_load(1, {"spec": spec.to_json()})
+    try:
+        opening = model._op_prefill(2, {"request": _request_json(request([])), "draft": ""})
+        assert opening["status"] == "done"
+        typed = "word " * 300
+        enter = {"op": "chat", "id": 4,
+                 "request": _request_json(request([Turn("user", typed + "and that is all.")]))}
+        asked, arrived_at = model._stop_now, []
+
+        def stop_now() -> bool:  # llama.cpp asks this between the nodes of a graph
+            if not arrived_at:
+                arrived_at.append(model._llm.n_tokens)
+                model.arrive(enter)  # the reader thread queues Enter's request: now
+            return asked()
+
+        model._stop_now = stop_now
+        draft = model._op_prefill(3, {"request": _request_json(request([])), "draft": typed})
+        model._stop_now = asked
+        assert arrived_at == [opening["prompt_tokens"]]  # inside the draft's first chunk
+        assert draft["status"] == "preempted"
+        assert draft["evaluated_tokens"] == 0  # that chunk stopped, not finished
+        assert model._llm.n_tokens == opening["prompt_tokens"]  # nothing half-made is kept
+        assert model.waiting_ops() == {"chat"}
+        model._handle(model._jobs.get())  # as the model process runs it
+        reply = sink.results[-1]
+        assert reply["status"] == "complete"
+        assert reply["prompt_tokens"] - reply["evaluated_prompt_tokens"] >= opening["prompt_tokens"]
+    finally:
+        model._unload()
+
+
 def test_a_prefill_can_be_stopped(engine):
     job = engine.prefill(request([]), draft="word " * 1700)
     job.stop()

@@ -86,7 +86,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             figures.update(bench.run_session_bench(
                 spec, prefill=not args.no_prefill, max_tokens=args.max_tokens,
                 messages=max(2, min(args.messages, len(bench.SESSION_MESSAGES))),
-                side_tokens=args.side_tokens))
+                side_tokens=args.side_tokens, catalog_name=args.shape))
         elif not args.no_model:
             figures.update(bench.run_model_bench(spec, turns=args.turns))
         if args.ui:

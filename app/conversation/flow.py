@@ -9,6 +9,7 @@ point (which moves straight on to the work), and they can leave at any time.
 
 from __future__ import annotations
 
+import copy
 import enum
 
 
@@ -129,6 +130,15 @@ class SessionFlow:
         """Early exit: end now, whatever the step."""
         if self.step is not Step.ENDED:
             self._go(Step.ENDED)
+
+    def after_message(self) -> SessionFlow:
+        """A copy of this flow as it will be once the person's next message arrives (a
+        message moves a check-in on to the work): what a prefill before Enter reads, so the
+        prompt it evaluates is the one the reply will have (issue 13)."""
+        ahead = copy.deepcopy(self)
+        if not ahead.ended:
+            ahead.user_message()
+        return ahead
 
     # ---- what the model should be doing ----------------------------------------------------
 

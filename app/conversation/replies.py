@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from app.conversation.events import Event, NoModel, Recalled, ReplyDone, ReplyReplaced, ReplyStarted, Token
+from app.conversation.flow import SessionFlow
 from app.conversation.safety_steps import _fill
 from app.insights.recall import for_reply as recall_for_reply
 from app.llm import ChatRequest, GenerationParams, Job, Turn
@@ -58,7 +59,7 @@ class Replies:
             return
         yield from self._reply(session)
 
-    def system_prompt(self) -> str:
+    def system_prompt(self, flow: SessionFlow | None = None) -> str:
         # What never changes in a session comes first (the companion prompt, then the
         # memory of the last session), what changes late after it (the technique of the
         # moment, the mood): a change then costs the model only the tail of its KV cache.
@@ -70,18 +71,19 @@ class Replies:
             step_line = f"They planned to: {last.next_step}" if last.next_step else ""
             parts.append(self.prompts.render("memory.md", summary=last.summary or "(no summary)",
                                              step_line=step_line))
-        technique = self.flow.technique()
+        flow = flow or self.flow  # issue 13: a prefill reads the flow after the next message
+        technique = flow.technique()
         if technique:
             parts.append(self.prompts.technique(technique))
-        if self.flow.mood_before is not None:
+        if flow.mood_before is not None:
             parts.append(f"At the start of this session the person rated their mood "
-                         f"{self.flow.mood_before} out of 10.")
+                         f"{flow.mood_before} out of 10.")
         return "\n\n".join(parts)
 
     def _next_request(self, session: Session) -> ChatRequest:
         turns, _ = self._model_turns(session)
-        return ChatRequest(system=self.system_prompt(), turns=tuple(turns),
-                           summary=session.running_summary,
+        return ChatRequest(system=self.system_prompt(self.flow.after_message()),
+                           turns=tuple(turns), summary=session.running_summary,
                            fold_instruction=self.prompts.render("fold_summary.md"),
                            params=self._params())
 

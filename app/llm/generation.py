@@ -21,6 +21,7 @@ from app.llm.worker_shared import (
     PREFILL_CHUNK,
     SAFETY_MARGIN,
     SUMMARY_TOKENS,
+    URGENT,
     Cancelled,
     EngineError,
     Preempted,
@@ -186,7 +187,7 @@ class Generation:
             for chunk in generator:
                 if self._aborted():
                     raise Cancelled()
-                if preempt is not None and preempt():
+                if self._preempt.is_set() or (preempt is not None and preempt()):
                     raise Preempted()
                 text = chunk["choices"][0]["text"]
                 if text:
@@ -194,6 +195,8 @@ class Generation:
         except RuntimeError:
             if self._aborted():  # llama_decode aborted by our callback
                 raise Cancelled() from None
+            if self._preempt.is_set():
+                raise Preempted() from None
             raise
         finally:
             generator.close()
@@ -241,8 +244,9 @@ class Generation:
             return bool(self.waiting_ops() & {"chat", "complete", "shutdown", "load", "unload"})
 
         try:
-            summary = self._fold(request.summary, turns[:fold], request.fold_instruction,
-                                 preempt=urgent)
+            with self._yielding(URGENT):
+                summary = self._fold(request.summary, turns[:fold], request.fold_instruction,
+                                     preempt=urgent)
         except Preempted:
             return {"status": "preempted", "prompt_tokens": len(tokens)}
         seconds = time.perf_counter() - started

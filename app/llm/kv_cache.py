@@ -16,6 +16,8 @@ from app.llm.worker_shared import (
     CONVERSATION,
     PARKED,
     PREFILL_CHUNK,
+    PREFILL_CHUNK_MAX,
+    URGENT,
     Cancelled,
     Preempted,
     chat_request_from_json,
@@ -57,7 +59,10 @@ class KVCache:
         ``tokens`` and hold the last token's logits (it is evaluated again if a side job or a
         prefill left the cache there). ``preempt(worked)`` is asked before each chunk
         (``worked``: a chunk has been done); when it says so, :class:`Preempted` is raised
-        and what was evaluated stays cached. A cancel aborts llama.cpp mid-chunk.
+        and what was evaluated stays cached. A cancel aborts llama.cpp mid-chunk, and so does
+        a request the job yields to (see :meth:`_yielding`): that chunk is given up whole
+        (llama.cpp drops its half-made cache entries), the chunks before it stay. Only the
+        last chunk of a prompt a reply follows computes logits.
         """
         llm = self._llm
         cached = llm.n_tokens
@@ -76,15 +81,36 @@ class KVCache:
             while position < len(tokens):
                 if self._aborted():
                     raise Cancelled()
-                if preempt is not None and preempt(position > same):
+                if self._preempt.is_set() or (preempt is not None and preempt(position > same)):
                     raise Preempted()
-                llm.eval(tokens[position:position + step])
+                part = tokens[position:position + step]
+                self._eval_chunk(part, logits=for_reply and position + len(part) >= len(tokens))
                 position = llm.n_tokens
+                if chunk:  # preemptible (a prefill, a fold): longer chunks while nothing waits
+                    step = min(step * 2, PREFILL_CHUNK_MAX, llm.n_batch)
         except RuntimeError:
             if self._aborted():  # llama_decode aborted by our callback
                 raise Cancelled() from None
+            if self._preempt.is_set():
+                raise Preempted() from None
             raise
         return same, len(tokens) - same, time.perf_counter() - started
+
+    def _eval_chunk(self, part: list[int], logits: bool) -> None:
+        """Evaluate ``part`` after the cached tokens. Without ``logits`` no token's output
+        row is computed: a prefill never samples, and the vocabulary projection of a
+        chunk's last token (128k rows on Llama 3) costs as much as several tokens."""
+        llm = self._llm
+        if logits:
+            llm.eval(part)
+            return
+        llm._ctx.kv_cache_seq_rm(CONVERSATION, llm.n_tokens, -1)  # as Llama.eval does
+        llm._batch.set_batch(batch=part, n_past=llm.n_tokens, logits_all=False)
+        llm._batch.batch.logits[len(part) - 1] = False
+        llm._ctx.decode(llm._batch)
+        llm.input_ids[llm.n_tokens:llm.n_tokens + len(part)] = part
+        llm.n_tokens += len(part)
+        llm._requires_eval = True  # no logits for the last token: a reply evaluates it again
 
     @contextmanager
     def _keeping_conversation(self, tokens: list[int], room: int) -> Iterator[str]:
@@ -161,8 +187,9 @@ class KVCache:
             return bool(waiting - {"prefill"}) or (worked and bool(waiting))
 
         try:
-            reused, evaluated, _ = self._evaluate(tokens, preempt=preempt,
-                                                  chunk=PREFILL_CHUNK, for_reply=False)
+            with self._yielding(URGENT):
+                reused, evaluated, _ = self._evaluate(tokens, preempt=preempt,
+                                                      chunk=PREFILL_CHUNK, for_reply=False)
             status = "done"
         except Preempted:
             evaluated = max(self._llm.n_tokens - reused, 0)

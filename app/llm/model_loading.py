@@ -97,7 +97,7 @@ class Loading:
 
         @llama_cpp.ggml_abort_callback
         def _abort(_data: ctypes.c_void_p) -> bool:
-            return self._abort.is_set()
+            return self._stop_now()
 
         self._abort_callback = _abort  # keep alive as long as the context
         llama_cpp.llama_set_abort_callback(llm._ctx.ctx, _abort, ctypes.c_void_p(0))

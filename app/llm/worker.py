@@ -20,7 +20,8 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -71,6 +72,8 @@ class Worker(Loading, KVCache, Generation):
         self._current: int | None = None
         self._cancelled: set[int] = set()
         self._abort = threading.Event()
+        self._preempt = threading.Event()  # a request the current job yields to has come
+        self._yields_to: frozenset[str] = frozenset()  # ops the current job stops mid-chunk for
         self._closing = False
 
     # ---- messages ------------------------------------------------------------------------
@@ -98,7 +101,15 @@ class Worker(Loading, KVCache, Generation):
                 self._abort.set()
                 self._jobs.put(None)
             else:
-                self._jobs.put(message)
+                self.arrive(message)
+
+    def arrive(self, message: dict[str, Any]) -> None:
+        """A request to queue; if the job running gives way to it, it stops now, in the
+        middle of its chunk (the abort callback sees ``_preempt``)."""
+        self._jobs.put(message)
+        with self._state_lock:
+            if message.get("op") in self._yields_to:
+                self._preempt.set()
 
     def cancel(self, request_id: int | None) -> None:
         with self._state_lock:
@@ -119,6 +130,24 @@ class Worker(Loading, KVCache, Generation):
     def _aborted(self) -> bool:
         return self._abort.is_set()
 
+    def _stop_now(self) -> bool:
+        """What llama.cpp's abort callback asks between graph nodes."""
+        return self._abort.is_set() or self._preempt.is_set()
+
+    @contextmanager
+    def _yielding(self, ops: frozenset[str]) -> Iterator[None]:
+        """While this runs, a request for one of ``ops`` stops the current chunk at once
+        (:class:`Preempted`); one already waiting stops it before it starts."""
+        with self._state_lock:
+            self._yields_to = ops
+            if self.waiting_ops() & ops:
+                self._preempt.set()
+        try:
+            yield
+        finally:
+            with self._state_lock:
+                self._yields_to = frozenset()
+
     def run(self) -> None:
         self.emit({"ev": "hello", "pid": os.getpid()})
         while True:
@@ -135,6 +164,8 @@ class Worker(Loading, KVCache, Generation):
         with self._state_lock:
             self._current = request_id
             self._abort.clear()
+            self._preempt.clear()
+            self._yields_to = frozenset()
             if request_id in self._cancelled or self._closing:  # closing: finish nothing more
                 self._cancelled.discard(request_id)
                 self._abort.set()
@@ -156,6 +187,8 @@ class Worker(Loading, KVCache, Generation):
             with self._state_lock:
                 self._current = None
                 self._abort.clear()
+                self._preempt.clear()
+                self._yields_to = frozenset()
 
 
     # ---- tokens ------------------------------------------------------------------------

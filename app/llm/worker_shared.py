@@ -14,10 +14,20 @@ from app.llm.types import ChatRequest, GenerationParams, Turn
 
 SUMMARY_TOKENS = 160  # the fold prompt asks for at most 120 words
 SAFETY_MARGIN = 8
-# A prefill evaluates this many tokens at a time and looks for waiting requests in between,
-# so a chat (or anything else) waits at most one chunk: 16 tokens is about 0.25 s on the
-# Llama-3.2-3B shape with 2 threads (64 was up to a second). See README "Performance".
+# A prefill evaluates this many tokens at a time and looks for waiting requests in between
+# (a newer prefill continues its work after the chunk). A reply that comes in mid-chunk
+# stops the chunk at once (llama.cpp's abort callback, between two graph nodes) and
+# evaluates those tokens itself, so Enter never waits for a chunk, however loaded the
+# machine; the chunk size only bounds the work given up (16 tokens is about 0.25 s on the
+# Llama-3.2-3B shape with 2 threads). Chunks compute no logits. A long prefill (the system
+# prompt at load, the history after a reply) doubles its chunks up to PREFILL_CHUNK_MAX:
+# each chunk is one llama.cpp graph, and on a busy machine a graph's fixed cost (its two
+# threads meeting at every node) is seconds, not milliseconds; typing adds a few tokens a
+# time and never reaches the larger chunks. See README "Performance".
 PREFILL_CHUNK = 16
+PREFILL_CHUNK_MAX = 64
+# What a prefill, or a fold ahead of time, gives way to in the middle of a chunk.
+URGENT = frozenset({"chat", "complete", "load", "unload"})
 # The conversation can wait in a second KV sequence while a side job runs (no copy), when
 # the context has room for both; otherwise its KV state is copied out and back, in memory.
 SEQUENCES = 2

@@ -49,6 +49,9 @@ from app.tui.widgets.status_line import StatusLine
 TOKEN_BATCH_SECONDS = 0.05
 #: A pause in typing this long has the model evaluate the draft so far (issue 13)
 PREFILL_DEBOUNCE_SECONDS = 0.4
+#: While the person types on without a pause, a finished word has the model read on, at
+#: most this often (a fast typist never pauses 0.4 s; `haven bench --session` types so)
+PREFILL_WHILE_TYPING_SECONDS = 0.5
 
 log = logging.getLogger("haven.tui")
 
@@ -62,6 +65,7 @@ class ChatScreen(Screen):
         self._reply_view: ChatMessage | None = None
         self._recalled: str | None = None  # "Haven remembered: …", shown under the reply
         self._prefill_timer: Timer | None = None
+        self._prefilled_at = 0.0
         self._model_was_ready = False
         self._sidebar_chosen = False  # the person showed or hid it (Ctrl+B): width no longer decides
 
@@ -262,6 +266,11 @@ class ChatScreen(Screen):
             return
         if self._prefill_timer is not None:
             self._prefill_timer.stop()
+        text = event.text_area.text
+        if text.endswith((" ", "\n")) and \
+                time.monotonic() - self._prefilled_at >= PREFILL_WHILE_TYPING_SECONDS:
+            self._prefilled_at = time.monotonic()
+            self.prefill(text)  # a word is finished: the model reads on while they type
         self._prefill_timer = self.set_timer(PREFILL_DEBOUNCE_SECONDS, self._prefill_draft)
 
     def _prefill_draft(self) -> None:
@@ -378,6 +387,7 @@ class ChatScreen(Screen):
         self.query_one(MessageBox).focus()
         if result is None:
             return
+        self.prefill(self.query_one(MessageBox).text)  # the mood is in the prompt now
         if not self._mood_words_checked(result):
             self.notify(f"Mood {result.score}/10 saved.")
 
