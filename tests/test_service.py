@@ -386,3 +386,27 @@ def test_a_real_title_is_kept_tidied(service):
     service.new_session()
     list(service.send("I had a long day at the office"))
     assert service.close_session().title == "A long day at work"
+
+
+@pytest.mark.parametrize("answer", ["own", "request"])
+def test_a_summary_that_repeats_its_instructions_is_not_kept(service, answer):
+    """A small model asked for the closing summary can answer with the request itself
+    ("Write a short closing summary of this self-help conversation…"); that is not shown
+    or saved as the person's summary, while the title still comes through."""
+    summary_prompt = prompt_library().render("session_summary.md")
+    echoed = {"own": summary_prompt, "request": "Please write the summary now. " + summary_prompt}
+    service.companion.engine = ScriptedEngine(completions=[echoed[answer], "A long day at work"])
+    service.new_session()
+    list(service.send("I had a long day at the office"))
+    closed = service.close_session()
+    assert closed.summary is None
+    assert service._journal.session(closed.id).summary is None
+    assert closed.title == "A long day at work"
+
+
+def test_a_real_summary_is_kept(service):
+    summary = "You talked about a long day at the office and chose to take a short walk."
+    service.companion.engine = ScriptedEngine(completions=[summary, "A long day at work"])
+    service.new_session()
+    list(service.send("I had a long day at the office"))
+    assert service.close_session().summary == summary

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from app.cbt import Distortion
 from app.conversation.replies import alternate
 from app.conversation.thought_records import draft_thought_record
-from app.conversation.titles import TITLE_REQUEST, session_title
+from app.conversation.titles import SUMMARY_REQUEST, TITLE_REQUEST, model_summary, session_title
 from app.llm import GenerationParams, Turn
 from app.store.records import Session, ThoughtRecord, now_utc
 
@@ -57,7 +57,7 @@ class Closing:
             context.insert(0, Turn("user", f"(Earlier in this conversation: {work.session.running_summary})"))
         params = GenerationParams(temperature=0.3, max_tokens=200)
         try:
-            transcript, _ = alternate(context + [Turn("user", "Please write the summary now.")])
+            transcript, _ = alternate(context + [Turn("user", SUMMARY_REQUEST)])
             summary = engine.complete(self.prompts.render("session_summary.md"), transcript,
                                       params).result().strip()
             title_turns, _ = alternate(context + [Turn("user", TITLE_REQUEST)])
@@ -66,8 +66,9 @@ class Closing:
         except Exception as exc:
             log.warning("closing summary failed: %s", type(exc).__name__)
             return {}
-        title = session_title(title, work.session.started, [*self.prompts.texts(), TITLE_REQUEST])
-        return {"summary": summary or None, "title": title}
+        prompts = [*self.prompts.texts(), TITLE_REQUEST, SUMMARY_REQUEST]
+        return {"summary": model_summary(summary, prompts),
+                "title": session_title(title, work.session.started, prompts)}
 
     def finish_closing(self, work: ClosingWork, fields: dict) -> Session:
         """Keep the summary and title (if the session is still there)."""

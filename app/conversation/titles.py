@@ -1,4 +1,4 @@
-"""A session's title: the model's, when what it wrote is a title; otherwise the day.
+"""A session's title and summary from the model, when what it wrote is one; a title otherwise the day.
 
 A small model asked for a title sometimes answers with something else: its own
 instructions ("You are Haven, a self-help companion…"), nothing, a paragraph, or markup.
@@ -15,10 +15,14 @@ from datetime import datetime
 
 #: The user turn that asks for the title (after the conversation and the title prompt).
 TITLE_REQUEST = "Please give the title now."
+#: The user turn that asks for the closing summary.
+SUMMARY_REQUEST = "Please write the summary now."
 MAX_TITLE_CHARS = 80
 MAX_TITLE_WORDS = 12
 #: This many words in a row that also stand in one of Haven's prompts make an echo.
 ECHO_RUN = 4
+#: The same for a closing summary, which is longer and may fairly repeat a short phrase.
+SUMMARY_ECHO_RUN = 6
 MARKUP = frozenset("<>[]{}*_#`|\\$")
 _LABEL = re.compile(r"^\s*(?:session\s+)?title\s*:\s*", re.IGNORECASE)
 _QUOTES = "\"'“”‘’ "
@@ -29,14 +33,12 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+(?:'[a-z]+)?", text.lower())
 
 
-def echoes(words: list[str], prompts: Iterable[str]) -> bool:
-    """True when the words read as Haven's own instructions: they start "You are", or
-    (from three words on) some :data:`ECHO_RUN` of them in a row stand in a prompt."""
-    if words[:2] == ["you", "are"]:
-        return True
+def echoes(words: list[str], prompts: Iterable[str], run: int = ECHO_RUN) -> bool:
+    """True when the words read as Haven's own instructions: (from three words on) some
+    ``run`` of them in a row stand in a prompt."""
     if len(words) < 3:
         return False
-    run = min(len(words), ECHO_RUN)
+    run = min(len(words), run)
     runs = {tuple(words[i:i + run]) for i in range(len(words) - run + 1)}
     for prompt in prompts:
         said = _words(prompt)
@@ -59,9 +61,19 @@ def model_title(raw: str | None, prompts: Iterable[str] = ()) -> str | None:
         return None
     if any(c in MARKUP for c in title) or "://" in title or not title.isprintable():
         return None
-    if echoes(words, prompts):
+    if words[:2] == ["you", "are"] or echoes(words, prompts):  # "You are Haven, …"
         return None
     return title
+
+
+def model_summary(raw: str | None, prompts: Iterable[str] = ()) -> str | None:
+    """The model's closing summary, or None when it is empty or repeats Haven's own
+    instructions (:data:`SUMMARY_ECHO_RUN` words in a row from ``prompts``): a small model
+    sometimes answers "Write a short closing summary of this self-help conversation…"."""
+    summary = (raw or "").strip()
+    if not summary or echoes(_words(summary), prompts, SUMMARY_ECHO_RUN):
+        return None
+    return summary
 
 
 def date_title(started: datetime) -> str:
