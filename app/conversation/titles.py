@@ -1,4 +1,5 @@
-"""A session's title and summary from the model, when what it wrote is one; a title otherwise the day.
+"""A session's title and summary: the model's, when what it wrote is one; else the day
+(for a title) or no summary.
 
 A small model asked for a title sometimes answers with something else: its own
 instructions ("You are Haven, a self-help companion…"), nothing, a paragraph, or markup.
