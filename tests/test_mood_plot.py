@@ -7,14 +7,20 @@ pytest tests/test_mood_plot.py --snapshot-update
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from textual.app import App, ComposeResult
 
 from app.insights.figures import mood_days
 from app.store.records import MoodEntry
+from app.tui.widgets import mood_plot
 from app.tui.widgets.mood_plot import MARKER, MoodPlot, date_ticks
 from tests.month_journal import DAYS, FIRST_DAY, UNRATED, at
+
+# The widgets' styles, as HavenApp loads them (app/tui/widgets/*.tcss).
+WIDGET_CSS = [str(Path(mood_plot.__file__).with_name(name))
+              for name in ("mood_plot.tcss", "insights_panel.tcss")]
 
 SIZES = [(80, 24), (120, 40)]
 IDS = ["80x24", "120x40"]
@@ -29,6 +35,8 @@ def month_days():
 
 
 class PlotApp(App):
+    CSS_PATH = WIDGET_CSS
+
     def __init__(self, days) -> None:
         super().__init__()
         self.days = days
@@ -98,6 +106,8 @@ def month_insights(tmp_path_factory):
 
 
 class PanelApp(App):
+    CSS_PATH = WIDGET_CSS
+
     def __init__(self, result) -> None:
         super().__init__()
         self.result = result

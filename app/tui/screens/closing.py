@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -51,11 +52,13 @@ class ClosingScreen(DiscardGuard, ModalScreen[str | None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.save_and_close(event.value.strip() or None)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "save":
-            self.save_and_close(self.query_one(Input).value.strip() or None)
-        else:
-            self.action_skip()
+    @on(Button.Pressed, "#save")
+    def _save_pressed(self) -> None:
+        self.action_save()
+
+    @on(Button.Pressed, "#skip")
+    def _skip_pressed(self) -> None:
+        self.action_skip()
 
     def action_save(self) -> None:
         self.save_and_close(self.query_one(Input).value.strip() or None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -51,12 +52,12 @@ class CountryScreen(Screen):
         event.stop()
         self.choose(event.option.id or INTERNATIONAL)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "continue":
-            event.stop()
-            chooser = self.query_one(OptionList)
-            index = chooser.highlighted or 0
-            self.choose(chooser.get_option_at_index(index).id or INTERNATIONAL)
+    @on(Button.Pressed, "#continue")
+    def _continue_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        chooser = self.query_one(OptionList)
+        index = chooser.highlighted or 0
+        self.choose(chooser.get_option_at_index(index).id or INTERNATIONAL)
 
     def action_keep(self) -> None:
         self.choose(self.app.settings.country or INTERNATIONAL)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -49,7 +50,6 @@ class DiscardScreen(ModalScreen[bool]):
     """Discard what you wrote? Keep editing (default, Esc) / Discard. Dismisses True to discard."""
 
     BINDINGS = [Binding("escape", "keep", "Keep editing")]
-    DEFAULT_CSS = "DiscardScreen .dialog { width: 56; }"
 
     def __init__(self, quitting: bool = False) -> None:
         super().__init__()
@@ -166,11 +166,13 @@ class TextPromptScreen(DiscardGuard, ModalScreen[str | None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.save_and_close(event.value)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "save":
-            self.save_and_close(self.query_one(Input).value)
-        else:
-            self.action_cancel()
+    @on(Button.Pressed, "#save")
+    def _save_pressed(self) -> None:
+        self.save_and_close(self.query_one(Input).value)
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel_pressed(self) -> None:
+        self.action_cancel()
 
     def action_save(self) -> None:
         self.save_and_close(self.query_one(Input).value)

@@ -6,7 +6,7 @@ from datetime import date
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -53,11 +53,13 @@ class ExportScreen(ModalScreen[None]):
     def action_export(self) -> None:
         self.start()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "export":
-            self.start()
-        else:
-            self.action_close()
+    @on(Button.Pressed, "#export")
+    def _export_pressed(self) -> None:
+        self.start()
+
+    @on(Button.Pressed, "#close")
+    def _close_pressed(self) -> None:
+        self.action_close()
 
     def start(self) -> None:
         problem = self.query_one("#problem", Static)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -102,21 +102,24 @@ class ImportModelScreen(ModalScreen[ImportChoice | None]):
         self.query_one("#path", Input).value = str(event.path)
         self.check(event.path)
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "path" and self.checked is not None \
-                and Path(event.value).expanduser() != self.checked:
+    @on(Input.Changed, "#path")
+    def _path_changed(self, event: Input.Changed) -> None:
+        if self.checked is not None and Path(event.value).expanduser() != self.checked:
             self._reset()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "path":
-            self.next_step()
+    @on(Input.Submitted, "#path")
+    def _path_submitted(self) -> None:
+        self.next_step()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
+    @on(Button.Pressed, "#check")
+    def _check_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        if event.button.id == "check":
-            self.next_step()
-        else:
-            self.action_close()
+        self.next_step()
+
+    @on(Button.Pressed, "#close")
+    def _close_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_close()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -77,7 +78,6 @@ def hit_text(hit: SearchHit) -> Text:
 
 class NoteScreen(DiscardGuard, ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
-    DEFAULT_CSS = "NoteScreen TextArea { height: 12; }"
 
     def __init__(self, body: str = "", editable: bool = True,
                  save: Callable[[str], object] | None = None, heading: str = "Note") -> None:
@@ -104,11 +104,13 @@ class NoteScreen(DiscardGuard, ModalScreen[str | None]):
     def form_values(self) -> tuple:
         return (self.query_one(TextArea).text,) if self.editable else ()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "save":
-            self.action_save()
-        else:
-            self.action_cancel()
+    @on(Button.Pressed, "#save")
+    def _save_pressed(self) -> None:
+        self.action_save()
+
+    @on(Button.Pressed, "#close")
+    def _close_pressed(self) -> None:
+        self.action_cancel()
 
     def action_save(self) -> None:
         if not self.editable:
@@ -176,9 +178,9 @@ class JournalScreen(Screen[str | None]):
                                                 t.situation or t.hot_thought or "Thought record")))
         self.query_one(InsightsPanel).show(service.insights())
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "search-box":
-            self.search(event.value)
+    @on(Input.Changed, "#search-box")
+    def _search_changed(self, event: Input.Changed) -> None:
+        self.search(event.value)
 
     def search(self, query: str) -> None:
         results = self.query_one("#search-results", ListView)
@@ -209,11 +211,13 @@ class JournalScreen(Screen[str | None]):
             if record:
                 self.app.push_screen(ThoughtRecordScreen(record), lambda _: self.reload())
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "new-note":
-            self.action_new_note()
-        elif event.button.id == "back":
-            self.action_close()
+    @on(Button.Pressed, "#new-note")
+    def _new_note_pressed(self) -> None:
+        self.action_new_note()
+
+    @on(Button.Pressed, "#back")
+    def _back_pressed(self) -> None:
+        self.action_close()
 
     def action_new_note(self) -> None:
         def saved(body: str | None) -> None:

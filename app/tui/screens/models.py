@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psutil
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -90,12 +90,25 @@ class ModelsScreen(Screen):
         detail = self.query_one("#detail", Static)
         detail.update(f"{entry.description}  ({entry.template_note})" if entry else "")
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        handlers = {"download": self.start_download, "use": self.use, "import": self.ask_import,
-                    "remove": self.remove_model, "close": self.action_close}
-        handler = handlers.get(event.button.id or "")
-        if handler:
-            handler()
+    @on(Button.Pressed, "#download")
+    def _download_pressed(self) -> None:
+        self.start_download()
+
+    @on(Button.Pressed, "#use")
+    def _use_pressed(self) -> None:
+        self.use()
+
+    @on(Button.Pressed, "#import")
+    def _import_pressed(self) -> None:
+        self.ask_import()
+
+    @on(Button.Pressed, "#remove")
+    def _remove_pressed(self) -> None:
+        self.remove_model()
+
+    @on(Button.Pressed, "#close")
+    def _close_pressed(self) -> None:
+        self.action_close()
 
     # ---- download ----------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rich.text import Text
-from textual import events
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -63,7 +63,7 @@ class MoodScreen(DiscardGuard, ModalScreen[MoodResult | None]):
                          id="score-read", classes="hint")
             with Horizontal(id="scores"):
                 for n in range(11):
-                    yield Button(str(n), id=f"score-{n}")
+                    yield Button(str(n), id=f"score-{n}", classes="score")
             yield Static("Any emotions? (optional) In your own words, each with how strong "
                          "it is from 0 to 100, e.g. gutted 80, tired 40", classes="hint")
             yield Input(placeholder=f"e.g. {', '.join(EMOTIONS[:3])}", id="emotions",
@@ -110,19 +110,21 @@ class MoodScreen(DiscardGuard, ModalScreen[MoodResult | None]):
         event.stop()
         event.prevent_default()
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "emotions":
-            self.query_one("#emotions-read", Static).update(
-                Text(emotions_preview(event.value)))
+    @on(Input.Changed, "#emotions")
+    def _emotions_changed(self, event: Input.Changed) -> None:
+        self.query_one("#emotions-read", Static).update(Text(emotions_preview(event.value)))
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        button_id = event.button.id or ""
-        if button_id.startswith("score-"):
-            self.choose(int(button_id.split("-")[1]))
-        elif button_id == "save":
-            self.save()
-        elif button_id == "skip":
-            self.action_skip()
+    @on(Button.Pressed, ".score")
+    def _score_pressed(self, event: Button.Pressed) -> None:
+        self.choose(int((event.button.id or "score-0").split("-")[1]))
+
+    @on(Button.Pressed, "#save")
+    def _save_pressed(self) -> None:
+        self.save()
+
+    @on(Button.Pressed, "#skip")
+    def _skip_pressed(self) -> None:
+        self.action_skip()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.save()

@@ -6,6 +6,7 @@ with changes not saved asks first: nothing typed is lost by accident.
 
 from __future__ import annotations
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -53,12 +54,15 @@ class SafetyPlanScreen(Screen[bool]):
         saved = {k: getattr(self.plan, k, "") if self.plan else "" for k in self.values()}
         return self.values() != saved
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
+    @on(Button.Pressed, "#save")
+    def _save_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        if event.button.id == "save":
-            self.action_save()
-        else:
-            self.action_close()
+        self.action_save()
+
+    @on(Button.Pressed, "#close")
+    def _close_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_close()
 
     def action_save(self) -> None:
         plan = (self.plan or SafetyPlan()).model_copy(update=self.values())

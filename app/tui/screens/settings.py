@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -76,11 +77,13 @@ class SettingsScreen(Screen):
     def on_mount(self) -> None:
         self.query_one("#country", Select).focus()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "save":
-            self.action_save()
-        else:
-            self.action_close()
+    @on(Button.Pressed, "#save")
+    def _save_pressed(self) -> None:
+        self.action_save()
+
+    @on(Button.Pressed, "#back")
+    def _back_pressed(self) -> None:
+        self.action_close()
 
     def action_save(self) -> None:
         old = self.app.settings

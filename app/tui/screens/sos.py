@@ -8,6 +8,7 @@ Nothing here involves the model.
 from __future__ import annotations
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -78,14 +79,17 @@ class SosScreen(ModalScreen[None]):
         self.query_one("#sos-breath", Static).update(f"{phase}…  {dots.strip()}")
         self._beat += 1
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
+    @on(Button.Pressed, "#sos-edit-plan")
+    def _edit_plan_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        if event.button.id == "sos-edit-plan":
-            from app.tui.screens.safety_plan import SafetyPlanScreen
+        from app.tui.screens.safety_plan import SafetyPlanScreen
 
-            self.app.push_screen(SafetyPlanScreen(), self._plan_closed)
-        else:
-            self.action_close()
+        self.app.push_screen(SafetyPlanScreen(), self._plan_closed)
+
+    @on(Button.Pressed, "#sos-close")
+    def _close_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_close()
 
     def _plan_closed(self, _result=None) -> None:
         self.query_one("#sos-plan", Static).update(self._plan_view())

@@ -7,7 +7,7 @@ Save. A field that does not parse is pointed out and nothing typed is lost.
 from __future__ import annotations
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -187,13 +187,17 @@ class ThoughtRecordScreen(DiscardGuard, Screen):
             raise ValueError(f"{name}: a number from 0 to 100, please.")
         return int(text)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "save":
-            self.action_save()
-        elif event.button.id == "close":
-            self.action_close()
-        elif event.button.id == "draft":
-            self.draft()
+    @on(Button.Pressed, "#save")
+    def _save_pressed(self) -> None:
+        self.action_save()
+
+    @on(Button.Pressed, "#close")
+    def _close_pressed(self) -> None:
+        self.action_close()
+
+    @on(Button.Pressed, "#draft")
+    def _draft_pressed(self) -> None:
+        self.draft()
 
     def action_save(self) -> None:
         problem = self.query_one("#problem", Static)

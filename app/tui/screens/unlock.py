@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
@@ -76,9 +76,9 @@ class CreatePassphraseScreen(Screen):
         else:
             self.create()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "create":
-            self.create()
+    @on(Button.Pressed, "#create")
+    def _create_pressed(self) -> None:
+        self.create()
 
     def create(self) -> None:
         first = self.query_one("#first", Input).value
@@ -137,9 +137,9 @@ class UnlockScreen(Screen):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.try_unlock()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "unlock":
-            self.try_unlock()
+    @on(Button.Pressed, "#unlock")
+    def _unlock_pressed(self) -> None:
+        self.try_unlock()
 
     def try_unlock(self) -> None:
         field = self.query_one("#passphrase", Input)

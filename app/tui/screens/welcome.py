@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
@@ -25,10 +26,10 @@ class WelcomeScreen(Screen):
     # No focus on the button at mount: that would scroll the notice to its end and hide its
     # first, most important lines. Enter anywhere on this screen acknowledges.
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "ack":
-            event.stop()
-            self.action_acknowledge()
+    @on(Button.Pressed, "#ack")
+    def _ack_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_acknowledge()
 
     def action_acknowledge(self) -> None:
         self.app.after_notice()

@@ -9,6 +9,7 @@ brings them back.
 from __future__ import annotations
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static
@@ -82,7 +83,7 @@ class CrisisPanel(Vertical):
     def hide(self) -> None:
         self.remove_class("shown")
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "crisis-dismiss":
-            event.stop()
-            self.hide()
+    @on(Button.Pressed, "#crisis-dismiss")
+    def _dismiss_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.hide()

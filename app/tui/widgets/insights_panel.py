@@ -20,15 +20,6 @@ from app.tui.widgets.mood_plot import MoodPlot
 
 
 class InsightsPanel(VerticalScroll):
-    DEFAULT_CSS = """
-    InsightsPanel { height: 1fr; padding: 0 1; }
-    InsightsPanel #insights-title { text-style: bold; margin: 1 0 0 0; }
-    InsightsPanel #insights-intro { color: $text-muted; margin-bottom: 1; }
-    InsightsPanel MoodPlot { height: 16; margin-bottom: 1; }
-    InsightsPanel .figure { margin-bottom: 1; }
-    InsightsPanel .figure-hidden { color: $text-muted; }
-    """
-
     def compose(self) -> ComposeResult:
         w = words()
         yield Static(safe_rich(w("insights.title")), id="insights-title")
@@ -56,10 +47,6 @@ class InsightsPanel(VerticalScroll):
 
 class RecalledNote(Static):
     """The quiet line under a reply saying what Haven recalled for it."""
-
-    DEFAULT_CSS = """
-    RecalledNote { color: $text-muted; text-style: italic; padding: 0 2; height: auto; }
-    """
 
     def __init__(self, line: str, **kwargs) -> None:
         super().__init__(safe_rich(line), **kwargs)

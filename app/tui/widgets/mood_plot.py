@@ -43,10 +43,6 @@ def date_ticks(first: date, last: date, width: int) -> tuple[list[int], list[str
 class MoodPlot(PlotextPlot):
     """Mood by day: axes, dates, and points only on rated days."""
 
-    DEFAULT_CSS = """
-    MoodPlot { width: 1fr; height: 1fr; min-height: 12; }
-    """
-
     def __init__(self, days: Iterable[MoodDay] = (), *, name: str | None = None,
                  id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
         super().__init__(name=name, id=id, classes=classes)
