@@ -4,8 +4,11 @@ settings and the command palette."""
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
+
+from textual.widgets import Input, Static
 
 from app.llm.types import Fold, Prefill
 from app.settings import load_settings
@@ -40,7 +43,7 @@ async def test_closing_walks_summary_step_and_mood_then_starts_afresh(tmp_path):
         first = app.service.session
         await pilot.press("ctrl+g")
         await until(pilot, lambda: isinstance(app.screen, ClosingScreen), "the closing dialog")
-        assert "long day at work" in app.screen.summary
+        await until(pilot, lambda: "long day at work" in (app.screen.summary or ""), "the summary")
         await type_text(pilot, "a short walk")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, MoodScreen), "the closing mood")
@@ -220,3 +223,67 @@ async def test_the_model_reads_ahead_while_the_person_types(tmp_path):
         await pilot.pause(0.6)
         await pilot.pause(0.2)
         assert "I want to kill myself tonight" not in engine.prefilled
+
+
+class SlowSummaryEngine(ScriptedEngine):
+    """Writes the closing summary only when the test lets it (a 3B model on a laptop takes
+    a minute or more)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def complete(self, system, turns, params, json_schema=None):
+        future: Future = Future()
+
+        def write() -> None:
+            self.release.wait(60)
+            future.set_result("We talked about a long day at work." if "summary" in system
+                              else "A long day")
+        threading.Thread(target=write, daemon=True).start()
+        return future
+
+
+async def test_the_closing_screen_shows_at_once_and_the_summary_fills_in(tmp_path):
+    """Issue 13: Ctrl+G shows the closing screen before the model has written a word of
+    the summary; the person can type their step meanwhile, and nothing typed is lost when
+    the summary arrives."""
+    engine = SlowSummaryEngine()
+    async with unlocked(tmp_path, engine) as (app, pilot):
+        await send(pilot, "I had a long day at the office")
+        first = app.service.session
+        await pilot.press("ctrl+g")
+        await until(pilot, lambda: isinstance(app.screen, ClosingScreen), "the closing dialog")
+        screen = app.screen
+        assert screen.writing and screen.summary is None
+        assert "Writing a short summary" in str(screen.query_one("#summary").query_one(Static).render())
+        await type_text(pilot, "a short walk")
+        engine.release.set()
+        await until(pilot, lambda: "long day at work" in (screen.summary or ""), "the summary")
+        assert screen.query_one("#step", Input).value == "a short walk"
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, MoodScreen), "the closing mood")
+        await pilot.click("#score-6")
+        await pilot.click("#save")
+        await until(pilot, lambda: app.service.session is not None
+                    and app.service.session.id != first.id, "a new session")
+        closed = app.journal.session(first.id)
+        assert closed.summary == "We talked about a long day at work."
+        assert closed.next_step == "a short walk" and closed.title == "A long day"
+
+
+async def test_a_step_skipped_before_the_summary_is_written_still_ends_the_session(tmp_path):
+    engine = SlowSummaryEngine()
+    async with unlocked(tmp_path, engine) as (app, pilot):
+        await send(pilot, "I had a long day at the office")
+        first = app.service.session
+        await pilot.press("ctrl+g")
+        await until(pilot, lambda: isinstance(app.screen, ClosingScreen), "the closing dialog")
+        await pilot.press("escape")  # skip the step at once
+        await until(pilot, lambda: isinstance(app.screen, MoodScreen), "the closing mood")
+        await pilot.press("escape")
+        engine.release.set()  # the summary comes after both dialogs
+        await until(pilot, lambda: app.service.session is not None
+                    and app.service.session.id != first.id, "a new session")
+        closed = app.journal.session(first.id)
+        assert closed.ended is not None and closed.summary == "We talked about a long day at work."

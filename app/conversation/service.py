@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -456,12 +457,33 @@ class HavenService:
 
     def close_session(self, with_summary: bool = True) -> Session:
         """Move to the closing steps and write the summary and title (blocking: a worker)."""
-        with self._call(), self._reply_slot(wait=True):
-            with self._state:
-                work = self.companion.begin_closing(with_summary)
-            fields = self.companion.closing_fields(work)  # the model: outside the lock
-            with self._state:
-                return self.companion.finish_closing(work, fields)
+        return self.close_session_soon(with_summary).result()
+
+    def close_session_soon(self, with_summary: bool = True) -> Future[Session]:
+        """Move to the closing steps now, and write the summary and title in the background:
+        the closing screen shows at once and fills the summary in from the future (issue
+        13), while the person may already type a step. Returns once the session is in its
+        closing steps (or the future holds why it could not be)."""
+        future: Future[Session] = Future()
+        closing = threading.Event()
+
+        def run() -> None:
+            try:
+                with self._call(), self._reply_slot(wait=True):
+                    with self._state:
+                        work = self.companion.begin_closing(with_summary)
+                    closing.set()
+                    fields = self.companion.closing_fields(work)  # the model: outside the lock
+                    with self._state:
+                        future.set_result(self.companion.finish_closing(work, fields))
+            except BaseException as exc:  # the caller hears of it through the future
+                future.set_exception(exc)
+            finally:
+                closing.set()
+
+        threading.Thread(target=run, name="haven-closing", daemon=True).start()
+        closing.wait()
+        return future
 
     def set_next_step(self, text: str | None) -> None:
         with self._mutating():

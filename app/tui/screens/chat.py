@@ -418,20 +418,33 @@ class ChatScreen(Screen):
         from app.tui.screens.mood import MoodScreen
 
         status = self.query_one(StatusLine)
-        status.set_activity("Writing a short summary…")
-        try:  # the model writes in a thread; the service keeps the result under its lock
-            session = await asyncio.to_thread(self.service.close_session)
-        finally:
-            status.set_activity("")
-        step = await self.app.push_screen_wait(
-            ClosingScreen(session.summary, save=self.service.set_next_step,
-                          had_model=self.service.model_ready()))
+        # The closing screen shows at once; the model writes the summary and title in the
+        # background (the service keeps them under its lock) and the screen fills it in.
+        summarising = asyncio.wrap_future(self.service.close_session_soon())
+        screen = ClosingScreen(None, save=self.service.set_next_step,
+                               had_model=self.service.model_ready(),
+                               writing=not summarising.done())
+
+        def written(task: asyncio.Future) -> None:
+            failed = task.cancelled() or task.exception() is not None
+            screen.show_summary(None if failed else task.result().summary)
+
+        summarising.add_done_callback(written)
+        step = await self.app.push_screen_wait(screen)
         if step is None:  # skipped (a written step was saved before the dialog closed)
             try:
                 self.service.set_next_step(None)
             except Exception as exc:
                 self.notify(f"Could not save: {exc}", severity="error", markup=False)
         result = await self.app.push_screen_wait(MoodScreen(closing=True, save=self._record_mood))
+        if not summarising.done():
+            status.set_activity("Finishing the summary…")
+        try:
+            await summarising
+        except Exception as exc:  # the session still ends; its words are all saved
+            log.warning("closing summary failed: %s", type(exc).__name__)
+        finally:
+            status.set_activity("")
         try:
             self.service.end_session()
         except Exception as exc:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Markdown, Static
 
@@ -19,20 +19,18 @@ class ClosingScreen(DiscardGuard, ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "skip", "Skip"), Binding("ctrl+s", "save", "Save")]
 
     def __init__(self, summary: str | None, save: Callable[[str], object] | None = None,
-                 had_model: bool = False) -> None:
+                 had_model: bool = False, writing: bool = False) -> None:
         super().__init__()
         self.summary = summary
         self.had_model = had_model  # no summary with a model: a crisis-only talk, or it failed
+        self.writing = writing  # the model is still writing the summary: show_summary fills it
         self.save_step = save
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog"):
             yield Static("Closing this session", classes="title")
-            if self.summary:
-                yield Markdown(terminal_safe(self.summary))
-            else:
-                yield Static("(No summary this time.)" if self.had_model else
-                             "(No summary: there was no model to write one.)", classes="hint")
+            with Vertical(id="summary"):
+                yield from self._summary_view()
             yield Static("Is there one small thing you'd like to try before next time? "
                          "It's fine to leave this empty.")
             yield Input(placeholder="e.g. a ten-minute walk after lunch", id="step",
@@ -41,6 +39,25 @@ class ClosingScreen(DiscardGuard, ModalScreen[str | None]):
             with Horizontal(classes="buttons"):
                 yield Button("Save and finish", id="save", variant="primary")
                 yield Button("Skip", id="skip")
+
+    def _summary_view(self) -> ComposeResult:
+        if self.writing:
+            yield Static("Writing a short summary… you can write your step meanwhile.",
+                         classes="hint")
+        elif self.summary:
+            yield Markdown(terminal_safe(self.summary))
+        else:
+            yield Static("(No summary this time.)" if self.had_model else
+                         "(No summary: there was no model to write one.)", classes="hint")
+
+    def show_summary(self, summary: str | None) -> None:
+        """The summary has come (None: none this time); what the person typed stays."""
+        self.summary, self.writing = summary, False
+        if not self.is_mounted:
+            return
+        box = self.query_one("#summary", Vertical)
+        box.remove_children()
+        box.mount_all(list(self._summary_view()))
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
