@@ -185,18 +185,14 @@ class Generation:
         generator = self._llm.create_completion(**kwargs)
         try:
             for chunk in generator:
-                if self._aborted():
-                    raise Cancelled()
-                if self._preempt.is_set() or (preempt is not None and preempt()):
+                self._stop_if_asked()
+                if preempt is not None and preempt():
                     raise Preempted()
                 text = chunk["choices"][0]["text"]
                 if text:
                     yield text
-        except RuntimeError:
-            if self._aborted():  # llama_decode aborted by our callback
-                raise Cancelled() from None
-            if self._preempt.is_set():
-                raise Preempted() from None
+        except RuntimeError:  # llama_decode stopped by our abort callback, or a real error
+            self._stop_if_asked()
             raise
         finally:
             generator.close()

@@ -79,20 +79,16 @@ class KVCache:
         position = same
         try:
             while position < len(tokens):
-                if self._aborted():
-                    raise Cancelled()
-                if self._preempt.is_set() or (preempt is not None and preempt(position > same)):
+                self._stop_if_asked()
+                if preempt is not None and preempt(position > same):
                     raise Preempted()
                 part = tokens[position:position + step]
                 self._eval_chunk(part, logits=for_reply and position + len(part) >= len(tokens))
                 position = llm.n_tokens
                 if chunk:  # preemptible (a prefill, a fold): longer chunks while nothing waits
                     step = min(step * 2, PREFILL_CHUNK_MAX, llm.n_batch)
-        except RuntimeError:
-            if self._aborted():  # llama_decode aborted by our callback
-                raise Cancelled() from None
-            if self._preempt.is_set():
-                raise Preempted() from None
+        except RuntimeError:  # llama_decode stopped by our abort callback, or a real error
+            self._stop_if_asked()
             raise
         return same, len(tokens) - same, time.perf_counter() - started
 

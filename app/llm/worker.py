@@ -134,6 +134,14 @@ class Worker(Loading, KVCache, Generation):
         """What llama.cpp's abort callback asks between graph nodes."""
         return self._abort.is_set() or self._preempt.is_set()
 
+    def _stop_if_asked(self) -> None:
+        """Raise :class:`Cancelled` (a cancel) or :class:`Preempted` (a request this job
+        yields to) if either has come: between chunks, and when llama.cpp was stopped."""
+        if self._aborted():
+            raise Cancelled()
+        if self._preempt.is_set():
+            raise Preempted()
+
     @contextmanager
     def _yielding(self, ops: frozenset[str]) -> Iterator[None]:
         """While this runs, a request for one of ``ops`` stops the current chunk at once
