@@ -472,6 +472,9 @@ class HavenService:
                 with self._call(), self._reply_slot(wait=True):
                     with self._state:
                         work = self.companion.begin_closing(with_summary)
+                        if not work.turns:  # nothing for a model to write: done at once
+                            future.set_result(self.companion.finish_closing(work, {}))
+                            return
                     closing.set()
                     fields = self.companion.closing_fields(work)  # the model: outside the lock
                     with self._state:

@@ -420,10 +420,12 @@ class ChatScreen(Screen):
         status = self.query_one(StatusLine)
         # The closing screen shows at once; the model writes the summary and title in the
         # background (the service keeps them under its lock) and the screen fills it in.
-        summarising = asyncio.wrap_future(self.service.close_session_soon())
-        screen = ClosingScreen(None, save=self.service.set_next_step,
-                               had_model=self.service.model_ready(),
-                               writing=not summarising.done())
+        closing = self.service.close_session_soon()
+        summarising = asyncio.wrap_future(closing)
+        ready = closing.done() and closing.exception() is None  # nothing for a model to write
+        screen = ClosingScreen(closing.result().summary if ready else None,
+                               save=self.service.set_next_step,
+                               had_model=self.service.model_ready(), writing=not closing.done())
 
         def written(task: asyncio.Future) -> None:
             failed = task.cancelled() or task.exception() is not None
