@@ -220,6 +220,11 @@ def test_a_tensor_with_a_swapped_type_aborts_the_model_process_only(crafted, tmp
     assert result.stderr == ""  # nothing reached the terminal
     text = log.read_text()
     assert "unsupported types" in text  # ggml's own line about what went wrong
-    assert "Fatal Python error: Aborted" in text and "worker.py" in text  # and where
-    assert "stopped unexpectedly (signal SIGABRT)" in text
+    # and where: ggml aborts on the bad type, unless one of its compute threads reads past
+    # the half-size tensor first (a segfault); either way the stack and the signal are logged
+    assert ("Fatal Python error: Aborted" in text
+            or "Fatal Python error: Segmentation fault" in text), text[-3000:]
+    assert "worker.py" in text
+    assert ("stopped unexpectedly (signal SIGABRT)" in text
+            or "stopped unexpectedly (signal SIGSEGV)" in text)
     assert "MARKER-4417" not in text
