@@ -225,6 +225,11 @@ async def test_the_model_reads_ahead_while_the_person_types(tmp_path):
         assert "I want to kill myself tonight" not in engine.prefilled
 
 
+def closing_steps_running(app) -> bool:
+    """The chat screen's closing worker (it starts the next session last) is still going."""
+    return any(w.group == "closing" and not w.is_finished for w in app.workers)
+
+
 class SlowSummaryEngine(ScriptedEngine):
     """Writes the closing summary only when the test lets it (a 3B model on a laptop takes
     a minute or more)."""
@@ -267,6 +272,7 @@ async def test_the_closing_screen_shows_at_once_and_the_summary_fills_in(tmp_pat
         await pilot.click("#save")
         await until(pilot, lambda: app.service.session is not None
                     and app.service.session.id != first.id, "a new session")
+        await until(pilot, lambda: not closing_steps_running(app), "the closing steps to finish")
         closed = app.journal.session(first.id)
         assert closed.summary == "We talked about a long day at work."
         assert closed.next_step == "a short walk" and closed.title == "A long day"
@@ -285,5 +291,6 @@ async def test_a_step_skipped_before_the_summary_is_written_still_ends_the_sessi
         engine.release.set()  # the summary comes after both dialogs
         await until(pilot, lambda: app.service.session is not None
                     and app.service.session.id != first.id, "a new session")
+        await until(pilot, lambda: not closing_steps_running(app), "the closing steps to finish")
         closed = app.journal.session(first.id)
         assert closed.ended is not None and closed.summary == "We talked about a long day at work."

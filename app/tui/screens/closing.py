@@ -53,9 +53,10 @@ class ClosingScreen(DiscardGuard, ModalScreen[str | None]):
     def show_summary(self, summary: str | None) -> None:
         """The summary has come (None: none this time); what the person typed stays."""
         self.summary, self.writing = summary, False
-        if not self.is_mounted:
+        boxes = self.query("#summary") if self.is_mounted else ()
+        if not boxes:  # not shown yet (compose draws it) or already closed
             return
-        box = self.query_one("#summary", Vertical)
+        box = boxes.first(Vertical)
         box.remove_children()
         box.mount_all(list(self._summary_view()))
 
