@@ -204,3 +204,23 @@ def test_when_two_sequences_do_not_fit_the_conversation_is_copied_aside(gemma_gg
         assert after.evaluated_prompt_tokens < 32
     finally:
         engine.close()
+
+
+def test_while_the_person_types_a_prefill_leaves_a_core_to_the_app(gemma_gguf):
+    from app.llm.kv_cache import available_cores
+
+    threads = max(2, available_cores())  # the model's threads take every core
+    engine = Engine()
+    try:
+        engine.load(ModelSpec(gemma_gguf, "g", "gemma", n_ctx=1024, threads=threads)).result(120)
+        opening = engine.prefill(request([])).result(120)
+        assert opening.status == "done" and opening.threads == threads  # nobody is typing yet
+        typing = engine.prefill(request([]), draft="I had a long day at work and ").result(120)
+        assert typing.status == "done" and typing.threads == threads - 1
+        reply = engine.chat(request([Turn("user", "I had a long day at work and I am tired.")],
+                                    max_tokens=4)).wait(120)
+        assert reply.status == "complete"
+        perf = engine.perf_counters().result(30)
+        assert perf["threads"] == perf["threads_batch"] == threads  # Enter's reply has them all
+    finally:
+        engine.close()

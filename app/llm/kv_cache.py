@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -164,12 +165,33 @@ class KVCache:
         if "prefill" in self.waiting_ops():  # a newer draft is already waiting
             return {"status": "superseded"}
         system = budget.compose_system(request.system, request.summary)
-        tokens = self._prefix_tokens(system, request.turns, str(message.get("draft") or ""))
+        draft = str(message.get("draft") or "")
+        tokens = self._prefix_tokens(system, request.turns, draft)
         if not tokens:
             return {"status": "done"}
         if len(tokens) > self._limit(request.params):
             return {"status": "too long", "prompt_tokens": len(tokens)}
-        return self._prefill(tokens)
+        with self._sparing_a_core(typing=bool(draft)) as threads:
+            return {**self._prefill(tokens), "threads": threads}
+
+    @contextmanager
+    def _sparing_a_core(self, typing: bool) -> Iterator[int]:
+        """While the person types, a prefill that would take every core leaves one to the
+        app: ggml's threads spin between graph nodes, so with all cores theirs a keystroke
+        waits for the scheduler. Typing adds a few tokens a second, which one thread fewer
+        keeps up with easily; Enter's chat runs on all of them again."""
+        import llama_cpp
+
+        threads = self._threads
+        if not typing or threads < 2 or threads < available_cores():
+            yield threads
+            return
+        ctx = self._llm._ctx.ctx
+        llama_cpp.llama_set_n_threads(ctx, threads - 1, threads - 1)
+        try:
+            yield threads - 1
+        finally:
+            llama_cpp.llama_set_n_threads(ctx, threads, threads)
 
     def _prefill(self, tokens: list[int]) -> dict:
         figures = {"prompt_tokens": len(tokens)}
@@ -194,3 +216,11 @@ class KVCache:
                        seconds=time.perf_counter() - started)
         return figures
 
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity, where the system tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1

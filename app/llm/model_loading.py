@@ -87,6 +87,7 @@ class Loading:
         self._install_abort(llm)
         self._llm = llm
         self._n_ctx = n_ctx
+        self._threads = int(spec["threads"])
         log.info("model loaded in %.2fs (n_ctx=%d, threads=%s, template=%s)",
                  time.perf_counter() - started, n_ctx, spec["threads"], self._template.source)
         return {"n_ctx": n_ctx, "buffers": plan.describe(), "buffer_plan": plan.name,

@@ -75,13 +75,15 @@ class Prefill:
     """What a prefill did. ``status``: "done" (the prefix is in the KV cache), "preempted"
     (another request came; what was evaluated so far stays cached), "superseded" (a newer
     prefill was already waiting), "too long" (the prefix does not fit the context: the next
-    chat folds), "cancelled"."""
+    chat folds), "cancelled". ``threads``: the CPU threads it evaluated with (one fewer
+    than a reply's while the person types, when the model's threads take every core)."""
 
     status: str
     prompt_tokens: int = 0
     evaluated_tokens: int = 0
     reused_tokens: int = 0
     seconds: float = 0.0
+    threads: int = 0
 
 
 @dataclass(frozen=True)

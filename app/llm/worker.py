@@ -68,6 +68,7 @@ class Worker(Loading, KVCache, Generation):
         self._template: ChatTemplate | None = None
         self._abort_callback = None
         self._n_ctx = 0
+        self._threads = 1
         self._state_lock = threading.Lock()
         self._current: int | None = None
         self._cancelled: set[int] = set()
@@ -247,7 +248,9 @@ class Worker(Loading, KVCache, Generation):
 
         perf = llama_cpp.llama_perf_context(self._require_model()._ctx.ctx)
         return {"n_p_eval": int(perf.n_p_eval), "t_p_eval_ms": float(perf.t_p_eval_ms),
-                "n_eval": int(perf.n_eval), "t_eval_ms": float(perf.t_eval_ms)}
+                "n_eval": int(perf.n_eval), "t_eval_ms": float(perf.t_eval_ms),
+                "threads": int(llama_cpp.llama_n_threads(self._llm._ctx.ctx)),
+                "threads_batch": int(llama_cpp.llama_n_threads_batch(self._llm._ctx.ctx))}
 
     def _op_raw_decode(self, request_id: int, message: dict) -> dict:
         """Plain llama-cpp-python streaming in this process: the baseline for decode speed."""
