@@ -52,6 +52,11 @@ class DataPaths:
         return self.root / "models"
 
     @property
+    def prompt_cache(self) -> Path:
+        """Haven's own prompt, evaluated by each model (app.llm.prompt_cache): no one's words."""
+        return self.models_dir / "prompt-cache"
+
+    @property
     def installed_models(self) -> Path:
         return self.models_dir / "installed.json"
 

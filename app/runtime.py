@@ -30,7 +30,7 @@ def selected_model_spec(
     if model_path is not None:
         return ModelSpec(path=model_path, name=model_path.stem, chat_format=chat_format,
                          n_ctx=settings.n_ctx, threads=settings.threads,
-                         repack=settings.weight_repack)
+                         repack=settings.weight_repack, prompt_cache=paths.prompt_cache)
     registry = ModelRegistry(paths)
     name = settings.model
     model = registry.get(name) if name else None
@@ -46,7 +46,7 @@ def selected_model_spec(
     fmt = chat_format or model.chat_format or (entry.chat_format if entry else None)
     return ModelSpec(path=registry.path_of(model), name=model.name, chat_format=fmt,
                      n_ctx=settings.n_ctx, threads=settings.threads,
-                     repack=settings.weight_repack)
+                     repack=settings.weight_repack, prompt_cache=paths.prompt_cache)
 
 
 def start_engine(spec: ModelSpec) -> Engine:

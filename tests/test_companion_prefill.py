@@ -120,3 +120,15 @@ def test_the_first_message_after_a_check_in_evaluates_only_its_own_tail(tmp_path
     finally:
         svc.companion.engine = None  # the module's engine: closed by its fixture
         svc.shutdown()
+
+
+def test_only_havens_own_prompt_may_be_kept_on_disk_never_a_persons_words(companion):
+    earlier = companion.journal.start_session()
+    companion.journal.update_session(earlier.id, ended=earlier.started,
+                                     summary="You talked about the allotment and your brother.",
+                                     next_step="phone Marek on Sunday")
+    companion.start_session()
+    request = companion._next_request(companion.session)
+    own = companion.prompts.render("companion.md")
+    assert "Marek" in request.system  # the memory is in the prompt...
+    assert request.system[: request.shared_prefix] == own  # ...and never in the shared part

@@ -224,3 +224,55 @@ def test_while_the_person_types_a_prefill_leaves_a_core_to_the_app(gemma_gguf):
         assert perf["threads"] == perf["threads_batch"] == threads  # Enter's reply has them all
     finally:
         engine.close()
+
+
+def test_havens_own_prompt_is_evaluated_once_and_loaded_at_the_next_start(gemma_gguf, tmp_path):
+    folder = tmp_path / "prompt-cache"
+    spec = ModelSpec(gemma_gguf, "g", "gemma", n_ctx=1024, threads=2, prompt_cache=folder)
+    person = "\n\nLast time they talked about the allotment and planned to phone Marek."
+    ahead = ChatRequest(system=SYSTEM + person, turns=(), fold_instruction=FOLD,
+                        params=GenerationParams(max_tokens=8, seed=7), shared_prefix=len(SYSTEM))
+    message = (Turn("user", "I slept badly again."),)
+
+    def start() -> Engine:
+        engine = Engine()
+        engine.load(spec).result(120)
+        return engine
+
+    first = start()
+    try:
+        built = first.prefill(ahead).result(120)
+    finally:
+        first.close()
+    assert built.status == "done" and built.prompt_cache == "saved"
+    saved = list(folder.glob("*.kv"))
+    assert len(saved) == 1 and saved[0].stat().st_mode & 0o777 == 0o600
+    assert b"Marek" not in saved[0].read_bytes()  # Haven's words only
+
+    again = start()  # the next start: Haven's prompt comes from disk
+    try:
+        loaded = again.prefill(ahead).result(120)
+        assert loaded.prompt_cache == "loaded" and loaded.reused_tokens >= 80
+        assert loaded.evaluated_tokens == built.evaluated_tokens  # the person's part, as before
+        assert again.chat(ChatRequest(**{**ahead.__dict__, "turns": message})).wait(120).status \
+            == "complete"
+    finally:
+        again.close()
+
+    quick = start()  # Enter before any prefill: still from disk
+    try:
+        reply = quick.chat(ChatRequest(**{**ahead.__dict__, "turns": message})).wait(120)
+        assert reply.status == "complete" and reply.reused_prompt_tokens >= 80
+    finally:
+        quick.close()
+
+    saved[0].write_bytes(b"not a prompt cache" * 100)  # damaged: evaluated again, and replaced
+    damaged = start()
+    try:
+        rebuilt = damaged.prefill(ahead).result(120)
+        assert rebuilt.status == "done" and rebuilt.prompt_cache == "saved"
+        assert damaged.chat(ChatRequest(**{**ahead.__dict__, "turns": message})).wait(120).status \
+            == "complete"
+    finally:
+        damaged.close()
+    assert [p.name for p in folder.iterdir()] == [saved[0].name]  # no .loading left behind

@@ -82,10 +82,16 @@ class Replies:
 
     def _next_request(self, session: Session) -> ChatRequest:
         turns, _ = self._model_turns(session)
-        return ChatRequest(system=self.system_prompt(self.flow.after_message()),
-                           turns=tuple(turns), summary=session.running_summary,
+        system = self.system_prompt(self.flow.after_message())
+        return ChatRequest(system=system, turns=tuple(turns), summary=session.running_summary,
                            fold_instruction=self.prompts.render("fold_summary.md"),
-                           params=self._params())
+                           params=self._params(), shared_prefix=self._shared_prefix(system))
+
+    def _shared_prefix(self, system: str) -> int:
+        """How much of ``system`` is Haven's own prompt, the same for everyone and never a
+        person's words: the model may keep its evaluation on disk (app.llm.prompt_cache)."""
+        own = self.prompts.render("companion.md")
+        return len(own) if system.startswith(own) else 0
 
     def prefill(self, draft: str = "") -> Job | None:
         """Have the model evaluate the next reply's prompt before Enter: the system prompt
@@ -181,12 +187,14 @@ class Replies:
         if recalled:
             turns[-1] = Turn("user", recalled.prompt_text(turns[-1].content))
             yield Recalled(items=recalled.items, line=recalled.note_line())
+        system = self.system_prompt()
         request = ChatRequest(
-            system=self.system_prompt(),
+            system=system,
             turns=tuple(turns),
             summary=session.running_summary,
             fold_instruction=self.prompts.render("fold_summary.md"),
             params=self._params(),
+            shared_prefix=self._shared_prefix(system),
         )
         reply_msg = self.journal.add_message(session.id, "assistant", "", status="partial")
         yield ReplyStarted(reply_msg)

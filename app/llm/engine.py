@@ -69,10 +69,12 @@ class ModelSpec:
     n_ctx: int = 4096
     threads: int = 2
     repack: str = "auto"  # weight buffers: auto | on | off (see app.llm.buffers)
+    prompt_cache: Path | None = None  # a folder for Haven's evaluated prompt (app.llm.prompt_cache)
 
     def to_json(self) -> dict:
         return {"path": str(self.path), "name": self.name, "chat_format": self.chat_format,
-                "n_ctx": self.n_ctx, "threads": self.threads, "repack": self.repack}
+                "n_ctx": self.n_ctx, "threads": self.threads, "repack": self.repack,
+                "prompt_cache": str(self.prompt_cache) if self.prompt_cache else None}
 
 
 class ReplyStream:
@@ -733,4 +735,5 @@ def _request_json(request: ChatRequest) -> dict:
         "summary": request.summary,
         "fold_instruction": request.fold_instruction,
         "params": asdict(request.params),
+        "shared_prefix": request.shared_prefix,
     }

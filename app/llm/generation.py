@@ -45,6 +45,7 @@ class Generation:
             tokens, stop, summary, folded, fold_s = self._fit(request)
             reply.summary, reply.folded, reply.fold_seconds = summary, folded, fold_s
             reply.prompt_tokens = len(tokens)
+            self._restore_shared(request, build=False)  # Enter before any prefill: from disk
             reused, evaluated, seconds = self._evaluate(tokens)
             reply.evaluated_prompt_tokens, reply.prompt_seconds = evaluated, seconds
             self._generate(request_id, tokens, stop, request.params, reply, started)

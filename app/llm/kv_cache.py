@@ -171,8 +171,11 @@ class KVCache:
             return {"status": "done"}
         if len(tokens) > self._limit(request.params):
             return {"status": "too long", "prompt_tokens": len(tokens)}
+        shared = self._restore_shared(request, build=True)  # Haven's own prompt, from disk
+        if shared == "preempted":
+            return {"status": "preempted", "prompt_tokens": len(tokens)}
         with self._sparing_a_core(typing=bool(draft)) as threads:
-            return {**self._prefill(tokens), "threads": threads}
+            return {**self._prefill(tokens), "threads": threads, "prompt_cache": shared}
 
     @contextmanager
     def _sparing_a_core(self, typing: bool) -> Iterator[int]:

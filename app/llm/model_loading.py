@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from app.llm import buffers
+from app.llm.prompt_cache import model_identity
 from app.llm.templates import ChatTemplate, TemplateError
 from app.llm.worker_shared import (
     SEQUENCES,
@@ -88,6 +89,8 @@ class Loading:
         self._llm = llm
         self._n_ctx = n_ctx
         self._threads = int(spec["threads"])
+        self._prompt_cache = Path(spec["prompt_cache"]) if spec.get("prompt_cache") else None
+        self._model_identity = model_identity(path)
         log.info("model loaded in %.2fs (n_ctx=%d, threads=%s, template=%s)",
                  time.perf_counter() - started, n_ctx, spec["threads"], self._template.source)
         return {"n_ctx": n_ctx, "buffers": plan.describe(), "buffer_plan": plan.name,

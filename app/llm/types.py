@@ -34,6 +34,9 @@ class ChatRequest:
     summary: str | None = None
     fold_instruction: str = ""
     params: GenerationParams = field(default_factory=GenerationParams)
+    # How many leading characters of ``system`` are the same for everyone (Haven's own
+    # prompt, never a person's words): their KV cache may be kept on disk for the next start.
+    shared_prefix: int = 0
 
 
 @dataclass
@@ -84,6 +87,7 @@ class Prefill:
     reused_tokens: int = 0
     seconds: float = 0.0
     threads: int = 0
+    prompt_cache: str = ""  # "loaded" or "saved": Haven's prompt came from, or went to, disk
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from app.llm import native_log, protocol
 from app.llm.generation import Generation
 from app.llm.kv_cache import KVCache
 from app.llm.model_loading import Loading
+from app.llm.prompt_cache import PromptCache
 from app.llm.templates import ChatTemplate, TemplateError
 from app.llm.types import Turn
 from app.llm.worker_shared import (
@@ -54,7 +55,7 @@ __all__ = ["CONVERSATION", "DRAFT_MARK", "PARKED", "PREFILL_CHUNK", "SAFETY_MARG
 log = logging.getLogger("haven.model")
 
 
-class Worker(Loading, KVCache, Generation):
+class Worker(Loading, KVCache, PromptCache, Generation):
     """The model process's one object: the messages in and out, the queue, the request
     loop, tokens, and the figures for ``haven bench``; loading, the KV cache and generation
     are its parts (:mod:`~app.llm.model_loading`, :mod:`~app.llm.kv_cache`,

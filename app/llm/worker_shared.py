@@ -54,6 +54,7 @@ def chat_request_from_json(data: dict) -> ChatRequest:
         summary=data.get("summary"),
         fold_instruction=data.get("fold_instruction", ""),
         params=GenerationParams(**data["params"]),
+        shared_prefix=int(data.get("shared_prefix", 0)),
     )
 
 
