@@ -276,3 +276,32 @@ def test_havens_own_prompt_is_evaluated_once_and_loaded_at_the_next_start(gemma_
     finally:
         damaged.close()
     assert [p.name for p in folder.iterdir()] == [saved[0].name]  # no .loading left behind
+
+
+def test_havens_prompt_is_saved_after_a_reply_that_came_before_any_prefill(gemma_gguf, tmp_path):
+    folder = tmp_path / "prompt-cache"
+    spec = ModelSpec(gemma_gguf, "g", "gemma", n_ctx=1024, threads=2, prompt_cache=folder)
+    turns = (Turn("user", "I slept badly again."),)
+    first = ChatRequest(system=SYSTEM, turns=turns, params=GenerationParams(max_tokens=8, seed=7),
+                        shared_prefix=len(SYSTEM))
+    engine = Engine()
+    try:
+        engine.load(spec).result(120)
+        reply = engine.chat(first).wait(120)  # Enter came before the model could read ahead
+        assert reply.status == "complete" and not list(folder.glob("*.kv"))
+        after = ChatRequest(**{**first.__dict__,
+                               "turns": (*turns, Turn("assistant", reply.text or "I hear you."))})
+        ready = engine.prefill(after).result(120)  # the next prompt, after the reply
+        assert ready.prompt_cache == "saved" and len(list(folder.glob("*.kv"))) == 1
+        # the conversation's own cache is untouched: the next message evaluates its own words
+        nxt = engine.chat(ChatRequest(**{**after.__dict__,
+                                         "turns": (*after.turns, Turn("user", "Yes."))})).wait(120)
+        assert nxt.status == "complete" and nxt.reused_prompt_tokens >= ready.prompt_tokens - 1
+    finally:
+        engine.close()
+    again = Engine()
+    try:
+        again.load(spec).result(120)
+        assert again.prefill(first).result(120).prompt_cache == "loaded"
+    finally:
+        again.close()

@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 
 from app.llm.types import ChatRequest, Turn
-from app.llm.worker_shared import CONVERSATION, DRAFT_MARK, common_prefix
+from app.llm.worker_shared import CONVERSATION, DRAFT_MARK, PARKED, common_prefix
 
 log = logging.getLogger("haven.model")
 
@@ -68,8 +68,15 @@ class PromptCache:
         if path is None:
             return ""
         cached = llm.n_tokens
-        if cached >= len(tokens) or common_prefix(llm.input_ids[:cached], tokens) < cached:
-            return ""  # already there, or the cache holds something else
+        same = common_prefix(llm.input_ids[:cached], tokens)
+        if cached >= len(tokens):
+            # already there (a reply evaluated it, say, before a prefill could finish it)
+            if same == len(tokens) and build and not path.exists():
+                self._save_state(path, tokens)
+                return "saved"
+            return ""
+        if same < cached:
+            return ""  # the cache holds something else
         if cached == 0 and path.exists() and self._load_state(path, tokens):
             return "loaded"
         if not build:
@@ -113,12 +120,20 @@ class PromptCache:
         import llama_cpp
 
         folder = path.parent
+        memory = llama_cpp.llama_get_memory(self._llm._ctx.ctx)
+        seq = CONVERSATION
+        if llama_cpp.llama_memory_seq_pos_min(memory, CONVERSATION) > 0:
+            return  # a sliding-window cache that has dropped the prompt's start
+        if self._llm.n_tokens > len(tokens):  # the conversation goes on: save its start only
+            seq = PARKED
+            llama_cpp.llama_memory_seq_rm(memory, PARKED, -1, -1)
+            llama_cpp.llama_memory_seq_cp(memory, CONVERSATION, PARKED, 0, len(tokens))
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             partial = path.with_suffix(".partial")
             ids = (llama_cpp.llama_token * len(tokens))(*tokens)
             written = llama_cpp.llama_state_seq_save_file(
-                self._llm._ctx.ctx, str(partial).encode(), CONVERSATION, ids, len(tokens))
+                self._llm._ctx.ctx, str(partial).encode(), seq, ids, len(tokens))
             if not written:
                 partial.unlink(missing_ok=True)
                 return
@@ -128,6 +143,9 @@ class PromptCache:
                 old.unlink(missing_ok=True)
         except OSError as exc:  # a full disk, a read-only folder: only a head start lost
             log.info("prompt cache not saved (%s)", type(exc).__name__)
+        finally:
+            if seq == PARKED:
+                llama_cpp.llama_memory_seq_rm(memory, PARKED, -1, -1)
 
 
 def model_identity(path: Path) -> str:
