@@ -392,6 +392,8 @@ SESSION_MESSAGES = [
     "Thanks, that's all for today.",
 ]
 TYPING_CHARS_PER_S = 6.0
+RATE_ROUNDS = 3  # alternating rounds of Haven and raw llama-cpp-python for each rate
+RATE_TURNS = 8  # the session's first turns: a prompt of about 700 tokens for the rates
 PREFILL_DEBOUNCE_S = 0.5  # at most one draft prefill this often, at word boundaries
 
 
@@ -579,31 +581,44 @@ def run_session_bench(spec: ModelSpec, prefill: bool = True, max_tokens: int = 6
             figures["prompt_tokens_evaluated"] = sum(r["evaluated_tokens"] for r in rows)
             figures["prompt_tokens_reused"] = sum(r["reused_tokens"] for r in rows)
 
-            # rates against raw llama-cpp-python on the same model, in the same run
+            # rates against raw llama-cpp-python on the same model, in the same run: rounds
+            # that alternate the two, so a neighbour's burst of work falls on both alike
             system = companion.system_prompt()
             turns, _ = companion._model_turns(companion.session)
-            raw = engine.baseline_prefill(system, turns).result()
+            turns = turns[:RATE_TURNS]
+            raw_rates, chat_rates = [], []
+            for round_ in range(RATE_ROUNDS):
+                raw = engine.baseline_prefill(system, turns).result()
+                raw_rates.append(raw["tokens"] / raw["seconds"] if raw["seconds"] else 0.0)
+                # the same prompt, nothing reused, as a chat evaluates it on Enter
+                cold = engine.chat(ChatRequest(system=f"Hi {round_}. " + system, turns=tuple(turns),
+                                               params=GenerationParams(max_tokens=1))).wait()
+                chat_rates.append(cold.evaluated_prompt_tokens / cold.prompt_seconds
+                                  if cold.prompt_seconds else 0.0)
             ours = engine.prefill(ChatRequest(system="Hello. " + system, turns=tuple(turns),
                                               params=GenerationParams(max_tokens=max_tokens))
                                   ).result()
-            # the same prompt, nothing reused, as a chat evaluates it on Enter
-            cold = engine.chat(ChatRequest(system="Hi. " + system, turns=tuple(turns),
-                                           params=GenerationParams(max_tokens=1))).wait()
-            raw_rate = raw["tokens"] / raw["seconds"] if raw["seconds"] else 0.0
+            raw_rate, chat_rate = statistics.median(raw_rates), statistics.median(chat_rates)
             our_rate = ours.evaluated_tokens / ours.seconds if ours.seconds else 0.0
-            chat_rate = (cold.evaluated_prompt_tokens / cold.prompt_seconds
-                         if cold.prompt_seconds else 0.0)
+            figures["rate_prompt_tokens"] = raw["tokens"]
             figures["baseline_prefill_tok_s"] = round(raw_rate, 1)
             figures["haven_prefill_tok_s"] = round(chat_rate, 1)
             figures["prefill_ratio"] = round(chat_rate / raw_rate, 3) if raw_rate else None
+            figures["prefill_ratio_per_round"] = [round(c / r, 3) if r else None
+                                                  for c, r in zip(chat_rates, raw_rates, strict=True)]
             figures["background_prefill_tok_s"] = round(our_rate, 1)  # in preemptible chunks
             figures["background_prefill_ratio"] = (round(our_rate / raw_rate, 3)
                                                    if raw_rate else None)
-            raw_decode = statistics.median(_raw_decode(engine, max_tokens) for _ in range(2))
-            our_decode = statistics.median(_haven_decode(engine, max_tokens) for _ in range(2))
+            raw_decodes, our_decodes = [], []
+            for _ in range(RATE_ROUNDS):
+                raw_decodes.append(_raw_decode(engine, max_tokens))
+                our_decodes.append(_haven_decode(engine, max_tokens))
+            raw_decode, our_decode = statistics.median(raw_decodes), statistics.median(our_decodes)
             figures["baseline_decode_tok_s"] = round(raw_decode, 2)
             figures["haven_decode_tok_s"] = round(our_decode, 2)
             figures["decode_ratio"] = round(our_decode / raw_decode, 3) if raw_decode else None
+            figures["decode_ratio_per_round"] = [round(o / r, 3) if r else None
+                                                 for o, r in zip(our_decodes, raw_decodes, strict=True)]
             model_peak = _process_peak_rss_mb(engine.worker_pid)
             figures["model_process_peak_rss_mb"] = round(model_peak, 1)
             figures["peak_rss_mb"] = round(_peak_rss_mb() + model_peak, 1)
