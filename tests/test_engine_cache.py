@@ -267,6 +267,7 @@ def test_havens_own_prompt_is_evaluated_once_and_loaded_at_the_next_start(gemma_
         quick.close()
 
     saved[0].write_bytes(b"not a prompt cache" * 100)  # damaged: evaluated again, and replaced
+    (folder / "left-by-a-crash.loading").write_bytes(b"half")  # a crash while loading
     damaged = start()
     try:
         rebuilt = damaged.prefill(ahead).result(120)

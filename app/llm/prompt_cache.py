@@ -109,7 +109,10 @@ class PromptCache:
             self._forget_from(0)
             loading.unlink(missing_ok=True)
             return False
-        os.replace(loading, path)
+        try:
+            os.replace(loading, path)
+        except OSError:  # another Haven tidied it away meanwhile: it saves its own
+            pass
         llm.input_ids[: len(tokens)] = tokens
         llm.n_tokens = len(tokens)
         llm._requires_eval = True  # no logits were saved: a reply evaluates its last token
@@ -130,7 +133,7 @@ class PromptCache:
             llama_cpp.llama_memory_seq_cp(memory, CONVERSATION, PARKED, 0, len(tokens))
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            partial = path.with_suffix(".partial")
+            partial = path.with_suffix(f".{os.getpid()}.partial")  # two Havens never share one
             ids = (llama_cpp.llama_token * len(tokens))(*tokens)
             written = llama_cpp.llama_state_seq_save_file(
                 self._llm._ctx.ctx, str(partial).encode(), seq, ids, len(tokens))
@@ -141,6 +144,9 @@ class PromptCache:
             os.replace(partial, path)
             for old in sorted(folder.glob(f"*{SUFFIX}"), key=lambda p: p.stat().st_mtime)[:-KEEP_FILES]:
                 old.unlink(missing_ok=True)
+            for stray in [*folder.glob("*.loading"), *folder.glob("*.partial")]:
+                if stray != partial:  # left by a crash while loading or saving
+                    stray.unlink(missing_ok=True)
         except OSError as exc:  # a full disk, a read-only folder: only a head start lost
             log.info("prompt cache not saved (%s)", type(exc).__name__)
         finally:
