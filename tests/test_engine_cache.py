@@ -306,3 +306,21 @@ def test_havens_prompt_is_saved_after_a_reply_that_came_before_any_prefill(gemma
         assert again.prefill(first).result(120).prompt_cache == "loaded"
     finally:
         again.close()
+
+
+def test_a_prompt_cache_that_cannot_be_written_costs_only_the_head_start(gemma_gguf, tmp_path):
+    blocked = tmp_path / "prompt-cache"
+    blocked.write_text("a file where the folder should be")  # as a full or read-only disk would
+    spec = ModelSpec(gemma_gguf, "g", "gemma", n_ctx=1024, threads=2, prompt_cache=blocked)
+    ahead = ChatRequest(system=SYSTEM, turns=(), params=GenerationParams(max_tokens=8, seed=7),
+                        shared_prefix=len(SYSTEM))
+    engine = Engine()
+    try:
+        engine.load(spec).result(120)
+        ready = engine.prefill(ahead).result(120)
+        assert ready.status == "done" and ready.prompt_cache == ""
+        reply = engine.chat(ChatRequest(**{**ahead.__dict__,
+                                           "turns": (Turn("user", "I slept badly again."),)}))
+        assert reply.wait(120).status == "complete"
+    finally:
+        engine.close()

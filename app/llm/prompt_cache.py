@@ -72,8 +72,7 @@ class PromptCache:
         if cached >= len(tokens):
             # already there (a reply evaluated it, say, before a prefill could finish it)
             if same == len(tokens) and build and not path.exists():
-                self._save_state(path, tokens)
-                return "saved"
+                return "saved" if self._save_state(path, tokens) else ""
             return ""
         if same < cached:
             return ""  # the cache holds something else
@@ -85,8 +84,7 @@ class PromptCache:
         done = self._prefill(tokens)
         if done["status"] != "done":
             return done["status"]
-        if llm.n_tokens == len(tokens):
-            self._save_state(path, tokens)
+        if llm.n_tokens == len(tokens) and self._save_state(path, tokens):
             return "saved"
         return ""
 
@@ -119,14 +117,14 @@ class PromptCache:
         log.info("loaded Haven's prompt from the prompt cache (%d tokens)", len(tokens))
         return True
 
-    def _save_state(self, path: Path, tokens: list[int]) -> None:
+    def _save_state(self, path: Path, tokens: list[int]) -> bool:
         import llama_cpp
 
         folder = path.parent
         memory = llama_cpp.llama_get_memory(self._llm._ctx.ctx)
         seq = CONVERSATION
         if llama_cpp.llama_memory_seq_pos_min(memory, CONVERSATION) > 0:
-            return  # a sliding-window cache that has dropped the prompt's start
+            return False  # a sliding-window cache that has dropped the prompt's start
         if self._llm.n_tokens > len(tokens):  # the conversation goes on: save its start only
             seq = PARKED
             llama_cpp.llama_memory_seq_rm(memory, PARKED, -1, -1)
@@ -139,7 +137,7 @@ class PromptCache:
                 self._llm._ctx.ctx, str(partial).encode(), seq, ids, len(tokens))
             if not written:
                 partial.unlink(missing_ok=True)
-                return
+                return False
             os.chmod(partial, 0o600)
             os.replace(partial, path)
             for old in sorted(folder.glob(f"*{SUFFIX}"), key=lambda p: p.stat().st_mtime)[:-KEEP_FILES]:
@@ -147,8 +145,12 @@ class PromptCache:
             for stray in [*folder.glob("*.loading"), *folder.glob("*.partial")]:
                 if stray != partial:  # left by a crash while loading or saving
                     stray.unlink(missing_ok=True)
+            return True
         except OSError as exc:  # a full disk, a read-only folder: only a head start lost
-            log.info("prompt cache not saved (%s)", type(exc).__name__)
+            log.info("prompt cache not saved (%s); not tried again until the next load",
+                     type(exc).__name__)
+            self._prompt_cache = None
+            return False
         finally:
             if seq == PARKED:
                 llama_cpp.llama_memory_seq_rm(memory, PARKED, -1, -1)
