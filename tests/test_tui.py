@@ -239,3 +239,43 @@ async def test_export_from_the_app(tmp_path):
     assert any(m.content == "something to export" for m in doc.messages)
     with pytest.raises(pyrage.DecryptError):
         pyrage.passphrase.decrypt(out.read_bytes(), "wrong")
+
+
+async def test_the_model_loads_while_the_passphrase_is_typed(tmp_path):
+    app, engine = make_app(tmp_path / "home")
+    started = []
+
+    def factory(spec):
+        started.append(app.service)  # None: the journal is not open yet
+        return engine
+
+    app.engine_factory = factory
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, UnlockScreen)
+        assert started == [None]  # loading behind the unlock screen
+        await type_text(pilot, "not the passphrase")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, UnlockScreen)
+        app.screen.query_one("#passphrase").value = ""
+        await unlock(pilot)
+        assert app.engine is engine and started == [None]  # the same model, not a second one
+    app.shutdown()
+
+
+async def test_quitting_at_the_unlock_screen_closes_the_model_started_early(tmp_path):
+    closed = []
+
+    class Closing(ScriptedEngine):
+        def close(self) -> None:
+            closed.append(True)
+
+    app, engine = make_app(tmp_path / "home", engine=Closing(delay=0.005))
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, UnlockScreen) and not closed
+        await pilot.press("ctrl+q")
+        await settle(pilot)
+    app.shutdown()
+    assert closed == [True]

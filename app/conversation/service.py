@@ -81,6 +81,44 @@ def real_engine(spec: ModelSpec | None):
     return None if spec is None else start_engine(spec)
 
 
+class EarlyStart:
+    """The selected model, loading while the passphrase is typed: a model needs no journal,
+    and its load (seconds for a 3B) is then over, or nearly, when the chat appears. The
+    service takes it over at unlock (``HavenService(early=…)``); otherwise :meth:`close`."""
+
+    def __init__(self, paths: DataPaths, settings: Settings,
+                 engine_factory: EngineFactory = real_engine) -> None:
+        self.spec: ModelSpec | None = None
+        self.engine = None
+        try:
+            self.spec = selected_model_spec(paths, settings)
+        except (NoModelSelected, RegistryError):
+            pass  # nothing to load yet; the service says why once the journal is open
+        try:
+            self.engine = engine_factory(self.spec)
+        except Exception as exc:  # the service tries again at unlock, and says what failed
+            log.info("the model could not start early (%s)", type(exc).__name__)
+
+    def take(self, spec: ModelSpec | None):
+        """The engine, if it is loading ``spec`` (then it is the caller's), else None."""
+        engine, self.engine = self.engine, None
+        if engine is not None and spec != self.spec:
+            self._close(engine)
+            return None
+        return engine
+
+    def close(self) -> None:
+        """Close the engine and wait for its process (Haven is quitting)."""
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            engine.close()
+
+    @staticmethod
+    def _close(engine) -> None:
+        if engine is not None:
+            threading.Thread(target=engine.close, name="haven-engine-close", daemon=True).start()
+
+
 class Busy(Exception):
     """Haven is replying; the person is told to stop the reply first."""
 
@@ -142,8 +180,9 @@ class HavenService:
                  engine_factory: EngineFactory = real_engine,
                  keys: dict[str, str] | None = None,
                  prompts: PromptLibrary | None = None,
-                 start: bool = True) -> None:
+                 start: bool = True, early: EarlyStart | None = None) -> None:
         self.paths = paths
+        self._early = early  # a model already loading since the unlock screen
         self.settings = settings
         self.prompts = prompts or prompt_library()
         self._journal = journal
@@ -220,7 +259,11 @@ class HavenService:
         """Start the selected model. The old engine keeps answering until the new one is
         ready (or has failed); then it is closed at once, so two models are resident only
         while the new one loads."""
-        new = self._engine_factory(self.model_spec())
+        spec = self.model_spec()
+        early, self._early = self._early, None
+        new = early.take(spec) if early is not None else None
+        if new is None:
+            new = self._engine_factory(spec)
         retired = []
         with self._engines:  # never the state lock: engine threads call _engine_state
             if self._loading is not None:  # switched again before it was ready

@@ -17,7 +17,13 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from app.conversation.prompts import prompt_library
-from app.conversation.service import EngineFactory, HavenService, journal_exists, real_engine
+from app.conversation.service import (
+    EarlyStart,
+    EngineFactory,
+    HavenService,
+    journal_exists,
+    real_engine,
+)
 from app.paths import DataPaths
 from app.settings import Settings, save_settings
 from app.tui import keys
@@ -54,6 +60,7 @@ class HavenApp(App):
         self.settings = settings
         self.engine_factory = engine_factory
         self.service: HavenService | None = None
+        self._early: EarlyStart | None = None  # the model, loading behind the unlock screen
         self.prompts = prompt_library()
         self._engine_listeners: list[Callable[[], None]] = []
 
@@ -84,9 +91,15 @@ class HavenApp(App):
 
             self.push_screen(CountryScreen())
         elif journal_exists(self.paths):
+            self.start_model_early()
             self.push_screen(UnlockScreen())
         else:
             self.push_screen(CreatePassphraseScreen())
+
+    def start_model_early(self) -> None:
+        """Load the model while the passphrase is typed (it needs no journal)."""
+        if self._early is None and self.service is None:
+            self._early = EarlyStart(self.paths, self.settings, self.engine_factory)
 
     def needs_country(self) -> bool:
         """Set-up asks once where the person is, unless a country is already chosen."""
@@ -113,8 +126,11 @@ class HavenApp(App):
     def _to_journal(self) -> None:
         from app.tui.screens.unlock import CreatePassphraseScreen, UnlockScreen
 
-        screen = UnlockScreen() if journal_exists(self.paths) else CreatePassphraseScreen()
-        self.switch_screen(screen)
+        if journal_exists(self.paths):
+            self.start_model_early()
+            self.switch_screen(UnlockScreen())
+        else:
+            self.switch_screen(CreatePassphraseScreen())
 
     def unlocked(self, journal, first_run: bool = False) -> None:
         """The journal is open: the service starts the model in the background; the chat shows."""
@@ -123,7 +139,8 @@ class HavenApp(App):
 
         self.service = HavenService(self.paths, self.settings, journal,
                                     engine_factory=self.engine_factory, keys=dict(self.KEYS),
-                                    prompts=self.prompts, start=False)
+                                    prompts=self.prompts, start=False, early=self._early)
+        self._early = None
         self.service.on_engine_change(lambda: self.run_on_ui(self.engine_changed))
         self.service.start_engine()
         if self.service.model_problem:
@@ -226,5 +243,8 @@ class HavenApp(App):
     def shutdown(self) -> None:
         """Close the parts after the app has exited (from run_tui): the service stops the
         reply and waits for it, ends the session, closes the model, then the journal."""
+        if self._early is not None:  # quit at the unlock screen
+            self._early.close()
+            self._early = None
         if self.service is not None:
             self.service.shutdown()
