@@ -220,7 +220,6 @@ class KVCache:
         return figures
 
 
-
 def available_cores() -> int:
     """The cores this process may run on (its affinity, where the system tells it)."""
     try:

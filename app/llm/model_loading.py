@@ -91,6 +91,7 @@ class Loading:
         self._threads = int(spec["threads"])
         self._prompt_cache = Path(spec["prompt_cache"]) if spec.get("prompt_cache") else None
         self._model_identity = model_identity(path)
+        self._shared = ("", [])  # another model tokenizes Haven's prompt its own way
         log.info("model loaded in %.2fs (n_ctx=%d, threads=%s, template=%s)",
                  time.perf_counter() - started, n_ctx, spec["threads"], self._template.source)
         return {"n_ctx": n_ctx, "buffers": plan.describe(), "buffer_plan": plan.name,

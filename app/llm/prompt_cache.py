@@ -36,19 +36,19 @@ class PromptCache:
 
     _prompt_cache: Path | None = None
     _model_identity: str = ""
+    _shared: tuple[str, list[int]] = ("", [])  # the last shared text and its tokens
 
     def _shared_tokens(self, request: ChatRequest) -> list[int]:
         """The tokens of the rendered prompt that come from the shared part of the system
-        prompt only (less one token, which may merge with what follows)."""
+        prompt only (less one token, which may merge with what follows). The same text
+        comes with every request, so its tokens are kept (until the next model load)."""
         if not request.shared_prefix or self._template is None:
             return []
         shared = request.system[: request.shared_prefix]
-        rendered = self._template.render(shared + DRAFT_MARK, [Turn("user", "…")])
-        at = rendered.prompt.find(DRAFT_MARK)
-        if at < 0:
-            return []
-        tokens = self._tokenize(rendered.prompt[:at], add_bos=not rendered.includes_bos)[:-1]
-        return tokens if len(tokens) >= MIN_TOKENS else []
+        if shared != self._shared[0]:
+            tokens = self._tokens_before_mark(shared + DRAFT_MARK, [Turn("user", "…")]) or []
+            self._shared = (shared, tokens if len(tokens) >= MIN_TOKENS else [])
+        return self._shared[1]
 
     def _cache_file(self, tokens: list[int]) -> Path | None:
         if self._prompt_cache is None or not self._model_identity:
@@ -61,8 +61,8 @@ class PromptCache:
         evaluate it (preemptible) and save it when that is done ("saved"). Returns what
         happened ("" for nothing, "preempted" if a build gave way to another request)."""
         llm = self._llm
-        if llm is None or self._prompt_cache is None:
-            return ""
+        if llm is None or self._prompt_cache is None or (llm.n_tokens and not build):
+            return ""  # a reply only ever loads into an empty cache
         tokens = self._shared_tokens(request)
         path = self._cache_file(tokens) if tokens else None
         if path is None:

@@ -223,19 +223,25 @@ class Worker(Loading, KVCache, PromptCache, Generation):
         """The tokens every later prompt for (``system``, ``turns`` + a user message starting
         with ``draft``) begins with: the rendered prompt up to the draft's last whole word,
         less one token. None if the template hides where the newest message starts."""
-        assert self._template is not None
         stable = stable_draft(draft)
         history = list(turns)
         if history and history[-1].role == "user":  # consecutive messages are sent as one
             history[-1] = Turn("user", f"{history[-1].content}\n\n{stable}{DRAFT_MARK}")
         else:
             history.append(Turn("user", stable + DRAFT_MARK))
-        rendered = self._template.render(system, history)
+        return self._tokens_before_mark(system, history)
+
+    def _tokens_before_mark(self, system: str, turns: Sequence[Turn]) -> list[int] | None:
+        """The tokens of the prompt rendered from ``system`` and ``turns`` up to the
+        :data:`DRAFT_MARK` one of them holds, less one token (the last may merge with what
+        follows). None if the template hides the mark."""
+        assert self._template is not None
+        rendered = self._template.render(system, list(turns))
         at = rendered.prompt.find(DRAFT_MARK)
         if at < 0:
             return None
         tokens = self._tokenize(rendered.prompt[:at], add_bos=not rendered.includes_bos)
-        return tokens[:-1]  # the last token may merge with what follows
+        return tokens[:-1]
 
 
     # ---- figures for `haven bench` -------------------------------------------------------
