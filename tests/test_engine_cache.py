@@ -3,6 +3,8 @@ conversation's cache, folds ahead of time. Every assertion counts tokens, never 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from app.llm import ChatRequest, Engine, GenerationParams, ModelSpec, Turn
@@ -254,14 +256,13 @@ def test_havens_own_prompt_is_evaluated_once_and_loaded_at_the_next_start(gemma_
         loaded = again.prefill(ahead).result(120)
         assert loaded.prompt_cache == "loaded" and loaded.reused_tokens >= 80
         assert loaded.evaluated_tokens == built.evaluated_tokens  # the person's part, as before
-        assert again.chat(ChatRequest(**{**ahead.__dict__, "turns": message})).wait(120).status \
-            == "complete"
+        assert again.chat(replace(ahead, turns=message)).wait(120).status == "complete"
     finally:
         again.close()
 
     quick = start()  # Enter before any prefill: still from disk
     try:
-        reply = quick.chat(ChatRequest(**{**ahead.__dict__, "turns": message})).wait(120)
+        reply = quick.chat(replace(ahead, turns=message)).wait(120)
         assert reply.status == "complete" and reply.reused_prompt_tokens >= 80
     finally:
         quick.close()
@@ -272,8 +273,7 @@ def test_havens_own_prompt_is_evaluated_once_and_loaded_at_the_next_start(gemma_
     try:
         rebuilt = damaged.prefill(ahead).result(120)
         assert rebuilt.status == "done" and rebuilt.prompt_cache == "saved"
-        assert damaged.chat(ChatRequest(**{**ahead.__dict__, "turns": message})).wait(120).status \
-            == "complete"
+        assert damaged.chat(replace(ahead, turns=message)).wait(120).status == "complete"
     finally:
         damaged.close()
     assert [p.name for p in folder.iterdir()] == [saved[0].name]  # no .loading left behind
@@ -290,13 +290,11 @@ def test_havens_prompt_is_saved_after_a_reply_that_came_before_any_prefill(gemma
         engine.load(spec).result(120)
         reply = engine.chat(first).wait(120)  # Enter came before the model could read ahead
         assert reply.status == "complete" and not list(folder.glob("*.kv"))
-        after = ChatRequest(**{**first.__dict__,
-                               "turns": (*turns, Turn("assistant", reply.text or "I hear you."))})
+        after = replace(first, turns=(*turns, Turn("assistant", reply.text or "I hear you.")))
         ready = engine.prefill(after).result(120)  # the next prompt, after the reply
         assert ready.prompt_cache == "saved" and len(list(folder.glob("*.kv"))) == 1
         # the conversation's own cache is untouched: the next message evaluates its own words
-        nxt = engine.chat(ChatRequest(**{**after.__dict__,
-                                         "turns": (*after.turns, Turn("user", "Yes."))})).wait(120)
+        nxt = engine.chat(replace(after, turns=(*after.turns, Turn("user", "Yes.")))).wait(120)
         assert nxt.status == "complete" and nxt.reused_prompt_tokens >= ready.prompt_tokens - 1
     finally:
         engine.close()
@@ -319,8 +317,7 @@ def test_a_prompt_cache_that_cannot_be_written_costs_only_the_head_start(gemma_g
         engine.load(spec).result(120)
         ready = engine.prefill(ahead).result(120)
         assert ready.status == "done" and ready.prompt_cache == ""
-        reply = engine.chat(ChatRequest(**{**ahead.__dict__,
-                                           "turns": (Turn("user", "I slept badly again."),)}))
+        reply = engine.chat(replace(ahead, turns=(Turn("user", "I slept badly again."),)))
         assert reply.wait(120).status == "complete"
     finally:
         engine.close()

@@ -249,16 +249,30 @@ class SlowSummaryEngine(ScriptedEngine):
         return future
 
 
+async def ctrl_g_after_one_message(app, pilot):
+    """Talk once, then Ctrl+G: returns the session being closed, with its dialog shown."""
+    await send(pilot, "I had a long day at the office")
+    first = app.service.session
+    await pilot.press("ctrl+g")
+    await until(pilot, lambda: isinstance(app.screen, ClosingScreen), "the closing dialog")
+    return first
+
+
+async def closed_when_the_next_session_starts(app, pilot, first):
+    """Wait for the next session and the closing steps to end; returns ``first`` as saved."""
+    await until(pilot, lambda: app.service.session is not None
+                and app.service.session.id != first.id, "a new session")
+    await until(pilot, lambda: not closing_steps_running(app), "the closing steps to finish")
+    return app.journal.session(first.id)
+
+
 async def test_the_closing_screen_shows_at_once_and_the_summary_fills_in(tmp_path):
     """Issue 13: Ctrl+G shows the closing screen before the model has written a word of
     the summary; the person can type their step meanwhile, and nothing typed is lost when
     the summary arrives."""
     engine = SlowSummaryEngine()
     async with unlocked(tmp_path, engine) as (app, pilot):
-        await send(pilot, "I had a long day at the office")
-        first = app.service.session
-        await pilot.press("ctrl+g")
-        await until(pilot, lambda: isinstance(app.screen, ClosingScreen), "the closing dialog")
+        first = await ctrl_g_after_one_message(app, pilot)
         screen = app.screen
         assert screen.writing and screen.summary is None
         assert "Writing a short summary" in str(screen.query_one("#summary").query_one(Static).render())
@@ -270,10 +284,7 @@ async def test_the_closing_screen_shows_at_once_and_the_summary_fills_in(tmp_pat
         await until(pilot, lambda: isinstance(app.screen, MoodScreen), "the closing mood")
         await pilot.click("#score-6")
         await pilot.click("#save")
-        await until(pilot, lambda: app.service.session is not None
-                    and app.service.session.id != first.id, "a new session")
-        await until(pilot, lambda: not closing_steps_running(app), "the closing steps to finish")
-        closed = app.journal.session(first.id)
+        closed = await closed_when_the_next_session_starts(app, pilot, first)
         assert closed.summary == "We talked about a long day at work."
         assert closed.next_step == "a short walk" and closed.title == "A long day"
 
@@ -281,16 +292,10 @@ async def test_the_closing_screen_shows_at_once_and_the_summary_fills_in(tmp_pat
 async def test_a_step_skipped_before_the_summary_is_written_still_ends_the_session(tmp_path):
     engine = SlowSummaryEngine()
     async with unlocked(tmp_path, engine) as (app, pilot):
-        await send(pilot, "I had a long day at the office")
-        first = app.service.session
-        await pilot.press("ctrl+g")
-        await until(pilot, lambda: isinstance(app.screen, ClosingScreen), "the closing dialog")
+        first = await ctrl_g_after_one_message(app, pilot)
         await pilot.press("escape")  # skip the step at once
         await until(pilot, lambda: isinstance(app.screen, MoodScreen), "the closing mood")
         await pilot.press("escape")
         engine.release.set()  # the summary comes after both dialogs
-        await until(pilot, lambda: app.service.session is not None
-                    and app.service.session.id != first.id, "a new session")
-        await until(pilot, lambda: not closing_steps_running(app), "the closing steps to finish")
-        closed = app.journal.session(first.id)
+        closed = await closed_when_the_next_session_starts(app, pilot, first)
         assert closed.ended is not None and closed.summary == "We talked about a long day at work."
