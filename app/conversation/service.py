@@ -102,8 +102,8 @@ class EarlyStart:
     def take(self, spec: ModelSpec | None):
         """The engine, if it is loading ``spec`` (then it is the caller's), else None."""
         engine, self.engine = self.engine, None
-        if engine is not None and spec != self.spec:
-            self._close(engine)
+        if engine is not None and spec != self.spec:  # another model was chosen meanwhile
+            threading.Thread(target=engine.close, name="haven-engine-close", daemon=True).start()
             return None
         return engine
 
@@ -112,11 +112,6 @@ class EarlyStart:
         engine, self.engine = self.engine, None
         if engine is not None:
             engine.close()
-
-    @staticmethod
-    def _close(engine) -> None:
-        if engine is not None:
-            threading.Thread(target=engine.close, name="haven-engine-close", daemon=True).start()
 
 
 class Busy(Exception):
