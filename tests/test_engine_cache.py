@@ -321,3 +321,30 @@ def test_a_prompt_cache_that_cannot_be_written_costs_only_the_head_start(gemma_g
         assert reply.wait(120).status == "complete"
     finally:
         engine.close()
+
+
+def test_a_model_installed_from_the_command_line_answers_its_first_message_from_the_cache(
+        model_home):
+    """`haven models import` has the model read Haven's own prompt once, so the very first
+    start loads it from disk instead of evaluating it while the person types."""
+    from app.conversation.prompts import PromptLibrary
+    from app.paths import DataPaths
+    from app.runtime import selected_model_spec
+    from app.settings import load_settings
+
+    home = model_home(max_tokens=48, seed=7)
+    saved = list((home / "models" / "prompt-cache").glob("*.kv"))
+    assert len(saved) == 1 and saved[0].stat().st_mode & 0o777 == 0o600
+
+    paths = DataPaths(home)
+    system = PromptLibrary().render("companion.md")
+    first = ChatRequest(system=system + "\n\nAt the start of this session the person rated "
+                        "their mood 4 out of 10.", turns=(), fold_instruction=FOLD,
+                        params=GenerationParams(max_tokens=8, seed=7), shared_prefix=len(system))
+    engine = Engine()
+    try:
+        engine.load(selected_model_spec(paths, load_settings(paths))).result(120)
+        opened = engine.prefill(first).result(120)
+        assert opened.status == "done" and opened.prompt_cache == "loaded"
+    finally:
+        engine.close()

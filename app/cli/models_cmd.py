@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,8 @@ from app.modelhub.importer import ImportError_, import_gguf
 from app.modelhub.registry import ModelRegistry, RegistryError
 from app.settings import save_settings
 from app.text import terminal_safe
+
+log = logging.getLogger("haven.cli")
 
 
 def register(sub) -> None:
@@ -183,6 +186,29 @@ def _select(ctx: Context, name: str) -> None:
     settings.model = name
     save_settings(ctx.paths, settings)
     print(f"Haven will now talk with {name}.")
+    _prepare(ctx)
+
+
+def _prepare(ctx: Context) -> None:
+    """Have the new model read Haven's own prompt once now, while the person is waiting
+    for the install anyway, so the first conversation answers as quickly as any later one
+    (app.conversation.warmup). It is only a head start: a failure or Ctrl+C loses nothing."""
+    from app.conversation.warmup import prepare_model
+    from app.runtime import quiet_terminal
+
+    print("Getting it ready, so your first conversation starts quickly…", file=sys.stderr)
+    quiet_terminal(ctx.paths)  # llama.cpp writes to stderr; that goes to Haven's log
+    try:
+        prepare_model(ctx.paths, ctx.settings)
+    except KeyboardInterrupt:
+        print("Skipped. Haven will get it ready the first time it starts.", file=sys.stderr)
+        return
+    except Exception as exc:  # the model is installed; this was only a head start
+        log.warning("preparing the model failed (%s)", type(exc).__name__)
+        print("Haven could not get it ready now; it will try when it starts "
+              "(details in the log: haven doctor).", file=sys.stderr)
+        return
+    print("Ready.", file=sys.stderr)
 
 
 def cmd_use(args: argparse.Namespace) -> int:
