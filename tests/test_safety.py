@@ -37,6 +37,31 @@ def test_the_report_script_prints_the_figures():
 
 
 @pytest.mark.parametrize("text", [
+    "took 30 of my sertraline, I'm sorry",
+    "I just necked all my propranolol",
+    "my sister has taken 20 of her tablets, what do I do",
+    "would 40 propranolol be enough",
+    "is 40 paracetamol enough to actually die",
+    "Been stockpiling my sleeping tablets for weeks",
+    "my dad collapsed and he's not breathing",
+])
+def test_an_overdose_an_amount_or_saved_medicine_told_with_a_number_or_a_name_is_a_crisis(text):
+    assert assess_risk(text).level == "crisis"
+
+
+@pytest.mark.parametrize("text", [
+    "I took 20 of my 5mg tablets over the month like the GP said.",
+    "I popped 28 tablets into my weekly pill organiser for mum",
+    "Will 2 tins be enough to paint the bedroom?",
+    "I've been saving my old meds to drop back at the pharmacy",
+    "On my first aid course we practised what to do when someone has collapsed and isn't breathing.",
+    "My phone battery is low enough to die any second",
+])
+def test_the_same_words_in_everyday_life_are_not_a_crisis(text):
+    assert assess_risk(text).level != "crisis"
+
+
+@pytest.mark.parametrize("text", [
     "this exam is killing me", "I could murder a coffee", "I'm dying to see it",
     "kill the process", "I'm not suicidal, just tired",
 ])
