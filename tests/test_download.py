@@ -51,7 +51,7 @@ def gets(hub) -> list[dict]:
 def test_download_shows_progress_verifies_and_sends_no_token(tmp_path, hub):
     home = tmp_path / "home"
     hub.add(REPO, FILE, DATA)
-    result = run_haven(home, "models", "download", f"{REPO}:{FILE}",
+    result = run_haven(home, "models", "download", "--no-prepare", f"{REPO}:{FILE}",
                        env=hub_env(home, hub.url, HF_TOKEN="hf_secret_should_not_be_sent"))
     assert result.returncode == 0, result.stderr
     assert "MB/s" in result.stderr and "ETA" in result.stderr and "verifying sha256" in result.stderr
@@ -70,7 +70,8 @@ def test_download_shows_progress_verifies_and_sends_no_token(tmp_path, hub):
 def test_a_dropped_connection_is_resumed_not_restarted(tmp_path, hub):
     home = tmp_path / "home"
     hub.add(REPO, FILE, DATA, cut_after=[1_600_000])
-    result = run_haven(home, "models", "download", f"{REPO}:{FILE}", env=hub_env(home, hub.url))
+    result = run_haven(home, "models", "download", "--no-prepare",
+                       f"{REPO}:{FILE}", env=hub_env(home, hub.url))
     assert result.returncode == 0, result.stderr
     ranges = [g["headers"].get("Range") for g in gets(hub)]
     assert ranges[0] is None
@@ -82,7 +83,7 @@ def test_ctrl_c_leaves_a_partial_that_the_next_run_resumes(tmp_path, hub):
     home = tmp_path / "home"
     hosted = hub.add(REPO, FILE, DATA, stall_after=1_500_000)
     child = subprocess.Popen(
-        [sys.executable, "-m", "app", "models", "download", f"{REPO}:{FILE}"], cwd=ROOT,
+        [sys.executable, "-m", "app", "models", "download", "--no-prepare", f"{REPO}:{FILE}"], cwd=ROOT,
         env=hub_env(home, hub.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         # a test run started in the background inherits SIGINT ignored; a person's Ctrl-C is not
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
@@ -105,7 +106,8 @@ def test_ctrl_c_leaves_a_partial_that_the_next_run_resumes(tmp_path, hub):
     hosted.stall_after = None
     hosted.release.set()
     have = partials[0].stat().st_size
-    again = run_haven(home, "models", "download", f"{REPO}:{FILE}", env=hub_env(home, hub.url))
+    again = run_haven(home, "models", "download", "--no-prepare",
+                      f"{REPO}:{FILE}", env=hub_env(home, hub.url))
     assert again.returncode == 0, again.stderr
     assert f"resumed at {have / 1e6:.1f} MB" in again.stderr
     assert gets(hub)[-1]["headers"].get("Range") == f"bytes={have}-"
@@ -115,7 +117,8 @@ def test_ctrl_c_leaves_a_partial_that_the_next_run_resumes(tmp_path, hub):
 def test_a_sha256_mismatch_is_refused_and_nothing_is_installed(tmp_path, hub):
     home = tmp_path / "home"
     hub.add(REPO, FILE, DATA, sha256="0" * 64)
-    result = run_haven(home, "models", "download", f"{REPO}:{FILE}", env=hub_env(home, hub.url))
+    result = run_haven(home, "models", "download", "--no-prepare",
+                       f"{REPO}:{FILE}", env=hub_env(home, hub.url))
     assert result.returncode == 2
     assert "does not match the hub's sha256" in result.stderr
     assert "Traceback" not in result.stderr
@@ -126,7 +129,7 @@ def test_a_sha256_mismatch_is_refused_and_nothing_is_installed(tmp_path, hub):
 
 def test_an_unreachable_hub_says_how_to_import_instead(tmp_path):
     home = tmp_path / "home"
-    result = run_haven(home, "models", "download", f"{REPO}:{FILE}",
+    result = run_haven(home, "models", "download", "--no-prepare", f"{REPO}:{FILE}",
                        env=hub_env(home, "http://127.0.0.1:9"))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -140,10 +143,10 @@ def test_an_unreachable_hub_says_how_to_import_instead(tmp_path):
 def test_unknown_repo_and_file_get_clear_messages(tmp_path, hub):
     home = tmp_path / "home"
     hub.add(REPO, FILE, DATA)
-    missing_repo = run_haven(home, "models", "download", "nobody/nothing:x.gguf",
+    missing_repo = run_haven(home, "models", "download", "--no-prepare", "nobody/nothing:x.gguf",
                              env=hub_env(home, hub.url))
     assert missing_repo.returncode == 2 and "no public model repository" in missing_repo.stderr
-    missing_file = run_haven(home, "models", "download", f"{REPO}:other.gguf",
+    missing_file = run_haven(home, "models", "download", "--no-prepare", f"{REPO}:other.gguf",
                              env=hub_env(home, hub.url))
     assert missing_file.returncode == 2 and "has no file" in missing_file.stderr
 
@@ -151,12 +154,12 @@ def test_unknown_repo_and_file_get_clear_messages(tmp_path, hub):
 def test_offline_mode_refuses_to_download(tmp_path, hub):
     home = tmp_path / "home"
     hub.add(REPO, FILE, DATA)
-    result = run_haven(home, "models", "download", f"{REPO}:{FILE}",
+    result = run_haven(home, "models", "download", "--no-prepare", f"{REPO}:{FILE}",
                        env=hub_env(home, hub.url, HF_HUB_OFFLINE="1"))
     assert result.returncode == 2 and "HF_HUB_OFFLINE" in result.stderr
     assert hub.requests == []
 
 
 def test_a_bad_spec_is_explained(tmp_path):
-    result = run_haven(tmp_path / "home", "models", "download", "not-a-model")
+    result = run_haven(tmp_path / "home", "models", "download", "--no-prepare", "not-a-model")
     assert result.returncode == 2 and "REPO_ID:FILENAME" in result.stderr

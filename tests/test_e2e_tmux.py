@@ -54,7 +54,7 @@ def test_haven_in_tmux_unlock_talk_quit(tmp_path, gemma_gguf):
 
     tmux = require_tool("tmux", "tmux")
     home = tmp_path / "home"
-    assert run_haven(home, "models", "import", str(gemma_gguf), "--chat-format", "gemma",
+    assert run_haven(home, "models", "import", "--no-prepare", str(gemma_gguf), "--chat-format", "gemma",
                      "--name", "gemma-270m").returncode == 0
     assert run_haven(home, "journal", "note", "first note").returncode == 0  # creates the journal
     paths = DataPaths(home)

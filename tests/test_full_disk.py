@@ -116,7 +116,7 @@ async def test_app_unlock_on_a_full_disk_is_not_a_failed_try(small_disk):
 
 def test_a_model_too_big_for_the_disk_is_refused_before_copying(small_disk, gemma_gguf):
     home = small_disk / "haven"
-    result = run_haven(home, "models", "import", str(gemma_gguf), "--chat-format", "gemma",
+    result = run_haven(home, "models", "import", "--no-prepare", str(gemma_gguf), "--chat-format", "gemma",
                        "--no-use")
     assert result.returncode == 2
     line = result.stderr.strip()

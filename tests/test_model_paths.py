@@ -37,7 +37,7 @@ def test_a_download_name_cannot_climb_out_of_the_models_folder(tmp_path, hub):
     hub.add("org/repo", "/etc/x.gguf", ONE)
     for spec in ("org/repo:../../../x.gguf", "org/repo:sub/../../x.gguf", "org/repo:/etc/x.gguf",
                  "org/../repo:x.gguf", "org/repo:sub\\..\\x.gguf"):
-        result = run_haven(home, "models", "download", spec, env=hub_env(home, hub.url))
+        result = run_haven(home, "models", "download", "--no-prepare", spec, env=hub_env(home, hub.url))
         assert result.returncode == 2, (spec, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "sha256 verified" not in result.stdout
@@ -49,7 +49,7 @@ def test_a_download_name_cannot_climb_out_of_the_models_folder(tmp_path, hub):
 def test_a_file_in_a_repo_folder_downloads_into_one_flat_name(tmp_path, hub):
     home = tmp_path / "home"
     hub.add("org/repo", "sub/dir/model.gguf", ONE)
-    result = run_haven(home, "models", "download", "org/repo:sub/dir/model.gguf",
+    result = run_haven(home, "models", "download", "--no-prepare", "org/repo:sub/dir/model.gguf",
                        env=hub_env(home, hub.url))
     assert result.returncode == 0, result.stderr
     path = model_file(home)
@@ -63,9 +63,11 @@ def test_two_repos_with_one_file_name_keep_their_own_bytes(tmp_path, hub):
     hub.add("alice/models", "model-q4.gguf", ONE)
     hub.add("mallory/models", "model-q4.gguf", TWO)
     env = hub_env(home, hub.url)
-    assert run_haven(home, "models", "download", "alice/models:model-q4.gguf", "--name", "one",
+    assert run_haven(home, "models", "download", "--no-prepare",
+                     "alice/models:model-q4.gguf", "--name", "one",
                      env=env).returncode == 0
-    assert run_haven(home, "models", "download", "mallory/models:model-q4.gguf", "--name", "two",
+    assert run_haven(home, "models", "download", "--no-prepare",
+                     "mallory/models:model-q4.gguf", "--name", "two",
                      env=env).returncode == 0
     assert model_file(home, "one") != model_file(home, "two")
     assert model_file(home, "one").read_bytes() == ONE  # not overwritten by the second repo
@@ -80,7 +82,7 @@ def test_download_checks_its_name_as_import_does(tmp_path, hub):
     home = tmp_path / "home"
     hub.add("org/repo", "m.gguf", ONE)
     for bad in ("../evil", "Evil", "a/b", ".hidden", "x" * 65):
-        result = run_haven(home, "models", "download", "org/repo:m.gguf", "--name", bad,
+        result = run_haven(home, "models", "download", "--no-prepare", "org/repo:m.gguf", "--name", bad,
                            env=hub_env(home, hub.url))
         assert result.returncode == 2 and "not a usable model name" in result.stderr, result.stderr
     assert hub.requests == []  # refused before asking the hub anything
@@ -113,7 +115,7 @@ def test_a_tampered_installed_list_cannot_reach_outside(tmp_path):
 def test_a_model_file_is_verified_before_use(tmp_path, hub):
     home = tmp_path / "home"
     hub.add("org/repo", "m.gguf", ONE)
-    assert run_haven(home, "models", "download", "org/repo:m.gguf", "--name", "one",
+    assert run_haven(home, "models", "download", "--no-prepare", "org/repo:m.gguf", "--name", "one",
                      env=hub_env(home, hub.url)).returncode == 0
     paths = DataPaths(home)
     registry = ModelRegistry(paths)

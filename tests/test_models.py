@@ -54,10 +54,10 @@ def test_settings_round_trip_private_and_validated(haven_home):
 
 def test_import_list_use_remove(tmp_path, gemma_gguf):
     home = tmp_path / "home"
-    no_format = run_haven(home, "models", "import", str(gemma_gguf))
+    no_format = run_haven(home, "models", "import", "--no-prepare", str(gemma_gguf))
     assert no_format.returncode == 2 and "--chat-format" in no_format.stderr
 
-    ok = run_haven(home, "models", "import", str(gemma_gguf), "--chat-format", "gemma",
+    ok = run_haven(home, "models", "import", "--no-prepare", str(gemma_gguf), "--chat-format", "gemma",
                    "--name", "gemma-test")
     assert ok.returncode == 0, ok.stderr
     assert "talk with gemma-test" in ok.stdout
@@ -87,7 +87,7 @@ def test_import_refuses_bad_files_in_one_line(tmp_path, kind):
     path = tmp_path / f"{kind}.gguf"
     path.write_bytes({"truncated": data[:-64], "random": os.urandom(2048),
                       "header-only": data[:24]}[kind])
-    result = run_haven(tmp_path / "home", "models", "import", str(path))
+    result = run_haven(tmp_path / "home", "models", "import", "--no-prepare", str(path))
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert result.stderr.startswith("haven: ")
@@ -96,10 +96,11 @@ def test_import_refuses_bad_files_in_one_line(tmp_path, kind):
 
 def test_chat_formats_are_the_engines(tmp_path, gemma_gguf):
     home = tmp_path / "home"
-    refused = run_haven(home, "models", "import", str(gemma_gguf), "--chat-format", "functionary")
+    refused = run_haven(home, "models", "import", "--no-prepare",
+                        str(gemma_gguf), "--chat-format", "functionary")
     assert refused.returncode == 2 and "unknown chat format" in refused.stderr
-    accepted = run_haven(home, "models", "import", str(gemma_gguf), "--chat-format", "phi3",
+    accepted = run_haven(home, "models", "import", "--no-prepare", str(gemma_gguf), "--chat-format", "phi3",
                          "--name", "as-phi3", "--no-use")
     assert accepted.returncode == 0, accepted.stderr
-    bad = run_haven(home, "models", "download", "org/repo:file.gguf", "--chat-format", "nope")
+    bad = run_haven(home, "models", "download", "--no-prepare", "org/repo:file.gguf", "--chat-format", "nope")
     assert bad.returncode == 2 and "unknown chat format" in bad.stderr

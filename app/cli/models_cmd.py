@@ -41,6 +41,8 @@ def register(sub) -> None:
     p.add_argument("--name", dest="as_name", help="name to install it as (for REPO_ID:FILENAME)")
     p.add_argument("--chat-format", help="chat format if the GGUF has no template")
     p.add_argument("--no-use", action="store_true", help="do not select it after download")
+    p.add_argument("--no-prepare", action="store_true",
+                   help="do not have the model read Haven's prompt now (the first start will)")
     p.set_defaults(func=cmd_download)
 
     p = msub.add_parser("import", help="import a GGUF file you already have")
@@ -48,6 +50,8 @@ def register(sub) -> None:
     p.add_argument("--name", help="name to install it as (default: from the file name)")
     p.add_argument("--chat-format", help="chat format if the GGUF has no template (e.g. chatml)")
     p.add_argument("--no-use", action="store_true", help="do not select it after import")
+    p.add_argument("--no-prepare", action="store_true",
+                   help="do not have the model read Haven's prompt now (the first start will)")
     p.set_defaults(func=cmd_import)
 
     p = msub.add_parser("use", help="select the model Haven talks with")
@@ -165,7 +169,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     bar.close()
     print(f"Installed {model.name} (sha256 verified).")
     if not args.no_use:
-        _select(ctx, model.name)
+        _select(ctx, model.name, prepare=not args.no_prepare)
     return 0
 
 
@@ -177,16 +181,17 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     print(f"Imported {model.name} ({model.size / 1e6:.0f} MB).")
     if not args.no_use:
-        _select(ctx, model.name)
+        _select(ctx, model.name, prepare=not args.no_prepare)
     return 0
 
 
-def _select(ctx: Context, name: str) -> None:
+def _select(ctx: Context, name: str, prepare: bool = False) -> None:
     settings = ctx.settings
     settings.model = name
     save_settings(ctx.paths, settings)
     print(f"Haven will now talk with {name}.")
-    _prepare(ctx)
+    if prepare:
+        _prepare(ctx)
 
 
 def _prepare(ctx: Context) -> None:
