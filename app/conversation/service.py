@@ -99,13 +99,13 @@ class EarlyStart:
         except Exception as exc:  # the service tries again at unlock, and says what failed
             log.info("the model could not start early (%s)", type(exc).__name__)
 
-    def take(self, spec: ModelSpec | None):
-        """The engine, if it is loading ``spec`` (then it is the caller's), else None."""
+    def take(self, spec: ModelSpec | None) -> tuple[object | None, object | None]:
+        """Hand the engine over: (it, None) if it is loading ``spec``, else (None, it) for
+        the caller to close (another model was chosen meanwhile)."""
         engine, self.engine = self.engine, None
-        if engine is not None and spec != self.spec:  # another model was chosen meanwhile
-            threading.Thread(target=engine.close, name="haven-engine-close", daemon=True).start()
-            return None
-        return engine
+        if engine is not None and spec != self.spec:
+            return None, engine
+        return engine, None
 
     def close(self) -> None:
         """Close the engine and wait for its process (Haven is quitting)."""
@@ -256,7 +256,8 @@ class HavenService:
         while the new one loads."""
         spec = self.model_spec()
         early, self._early = self._early, None
-        new = early.take(spec) if early is not None else None
+        new, unwanted = early.take(spec) if early is not None else (None, None)
+        self._close_later(unwanted)  # joined on shutdown, like any engine the service retires
         if new is None:
             new = self._engine_factory(spec)
         retired = []
