@@ -530,7 +530,12 @@ def run_session_bench(spec: ModelSpec, prefill: bool = True, max_tokens: int = 6
                     # shown: the first text the reply check released to the screen (it holds
                     # text until a sentence ends; a random-weight model writes no sentences)
                     "send_to_first_token_s": round(first - sent, 3) if first else None,
+                    # the model's first sampled token, and its first piece of text (a
+                    # random-weight model can sample many tokens that make no text yet)
                     "send_to_first_model_token_s": (
+                        round(engine.chats[-1].first_token_at - sent, 3)
+                        if replied and engine.chats[-1].first_token_at else None),
+                    "send_to_first_model_text_s": (
                         round(engine.chats[-1].first_piece_at - sent, 3)
                         if replied and engine.chats[-1].first_piece_at else None),
                     "waited_for_model_s": round(waited_for_model, 3),
@@ -578,6 +583,9 @@ def run_session_bench(spec: ModelSpec, prefill: bool = True, max_tokens: int = 6
             figures["first_model_token_max_s"] = max(model_waits) if model_waits else None
             figures["first_model_token_median_s"] = (round(statistics.median(model_waits), 3)
                                                      if model_waits else None)
+            text_waits = [r["send_to_first_model_text_s"] for r in rows
+                          if r["send_to_first_model_text_s"]]
+            figures["first_model_text_max_s"] = max(text_waits) if text_waits else None
             figures["prompt_tokens_evaluated"] = sum(r["evaluated_tokens"] for r in rows)
             figures["prompt_tokens_reused"] = sum(r["reused_tokens"] for r in rows)
 

@@ -52,10 +52,16 @@ def test_loading_is_in_the_background_and_reports_progress(gemma_gguf):
 
 
 def test_streaming_yields_text_in_pieces(engine):
-    chunks, reply = ask(engine, [Turn("user", "Hello, how are you today?")])
+    stream = engine.chat(ChatRequest(system="You are kind and brief.",
+                                     turns=(Turn("user", "Hello, how are you today?"),),
+                                     params=GenerationParams(max_tokens=24, seed=7)))
+    chunks = list(stream)
+    reply = stream.wait(60)
     assert reply.status == "complete"
     assert len(chunks) > 1 and "".join(chunks) == reply.text
     assert reply.generated_tokens > 0
+    # the first sampled token is known, and never after the first text it made
+    assert stream.submitted_at < stream.first_token_at <= stream.first_piece_at
 
 
 def test_cancel_stops_promptly_and_keeps_the_partial_text(engine):

@@ -92,6 +92,7 @@ class ReplyStream:
         self._parts: list[str] = []
         self._submitted = time.perf_counter()
         self._first_piece: float | None = None
+        self._first_token: float | None = None
         self._callbacks: list[Callable[[Reply], None]] = []
         self._callback_lock = threading.Lock()
         self.request_id: int | None = None
@@ -105,6 +106,12 @@ class ReplyStream:
     def first_piece_at(self) -> float | None:
         """When its first piece of text arrived (``time.perf_counter()``), if one has."""
         return self._first_piece
+
+    @property
+    def first_token_at(self) -> float | None:
+        """When the model had sampled its first token (``time.perf_counter()``, as the news
+        arrived here), which can be before that token makes any text."""
+        return self._first_token
 
     def add_done_callback(self, callback: Callable[[Reply], None]) -> None:
         """Call ``callback(reply)`` when it ends (at once if it has), on the engine's thread."""
@@ -121,7 +128,12 @@ class ReplyStream:
         self._engine._cancel(self)
 
     # engine side
+    def _sampled(self) -> None:
+        if self._first_token is None:
+            self._first_token = time.perf_counter()
+
     def _push(self, text: str) -> None:
+        self._sampled()
         if self._first_piece is None:
             self._first_piece = time.perf_counter()
         self._parts.append(text)
@@ -535,6 +547,8 @@ class Engine:
             return
         if event == "piece" and pending.stream is not None:
             pending.stream._push(str(message.get("text", "")))
+        elif event == "token" and pending.stream is not None:
+            pending.stream._sampled()
         elif event == "progress" and pending.spec is not None:
             self._set_state(EngineState.LOADING,
                             f"loading {pending.spec.name} {int(message.get('percent', 0))}%")

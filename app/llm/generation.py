@@ -169,7 +169,11 @@ class Generation:
         return reply
 
     def _token_stream(self, tokens: list[int], stop, params: GenerationParams, grammar=None,
-                      preempt: Callable[[], bool] | None = None):
+                      preempt: Callable[[], bool] | None = None,
+                      on_first_token: Callable[[], None] | None = None):
+        """The reply's text as it is generated. ``on_first_token`` is called once, as soon as
+        the model has sampled its first token, which may make no text yet (half a UTF-8
+        character, the start of a possible stop string)."""
         kwargs: dict[str, Any] = dict(
             prompt=tokens,
             max_tokens=params.max_tokens,
@@ -183,6 +187,19 @@ class Generation:
             kwargs["seed"] = params.seed
         if grammar is not None:
             kwargs["grammar"] = grammar
+        if on_first_token is not None:
+            from llama_cpp import StoppingCriteriaList
+
+            fired = False
+
+            def first_token(_ids, _logits) -> bool:  # a stopping criterion that never stops
+                nonlocal fired
+                if not fired:
+                    fired = True
+                    on_first_token()
+                return False
+
+            kwargs["stopping_criteria"] = StoppingCriteriaList([first_token])
         generator = self._llm.create_completion(**kwargs)
         try:
             for chunk in generator:
@@ -206,7 +223,10 @@ class Generation:
         llama_cpp.llama_perf_context_reset(ctx)
         parts: list[str] = []
         try:
-            for text in self._token_stream(tokens, stop, params):
+            def first_token() -> None:
+                self.emit({"id": request_id, "ev": "token"})
+
+            for text in self._token_stream(tokens, stop, params, on_first_token=first_token):
                 if reply.time_to_first_token is None:
                     reply.time_to_first_token = time.perf_counter() - started
                 parts.append(text)

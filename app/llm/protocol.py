@@ -20,7 +20,8 @@ Haven → model process: ``{"op": ..., "id": N, ...}``
   outside the queue, by the model process's reader thread
 - ``shutdown``: the process exits
 
-Model process → Haven: ``{"id": N, "ev": "progress"|"piece"|"result"|"error", ...}``;
+Model process → Haven: ``{"id": N, "ev": "progress"|"token"|"piece"|"result"|"error", ...}``
+(``token``: a chat's first token is sampled, before it may make any text);
 ``error`` carries ``kind`` ("engine": a clear one-line failure, "cancelled", "internal")
 and ``message``. The first thing the model process sends is ``{"ev": "hello", "pid": N}``.
 
