@@ -29,6 +29,7 @@ class Rule:
     negatable: bool
     requires: str | None
     firm: bool = False  # its crisis never needs the trained model's agreement
+    unless: str | None = None  # a context that, found anywhere in the message, voids the rule
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,10 @@ class RuleSet:
         for raw in data["rules"]:
             if raw["level"] not in LEVELS[1:]:
                 raise RulesError(f"rule {raw['id']}: unknown level {raw['level']!r}")
-            requires = raw.get("requires")
-            if requires and requires not in self.contexts:
-                raise RulesError(f"rule {raw['id']}: unknown context {requires!r}")
+            requires, unless = raw.get("requires"), raw.get("unless")
+            for context in (requires, unless):
+                if context and context not in self.contexts:
+                    raise RulesError(f"rule {raw['id']}: unknown context {context!r}")
             pattern = compile_all(raw["patterns"])
             assert pattern is not None
             self.rules.append(
@@ -83,6 +85,7 @@ class RuleSet:
                     negatable=bool(raw.get("negatable", True)),
                     requires=requires,
                     firm=bool(raw.get("firm", False)),
+                    unless=unless,
                 )
             )
 
@@ -92,12 +95,16 @@ class RuleSet:
         idiom_spans = [m.span() for m in self.idioms.finditer(text)] if self.idioms else []
         context_cache: dict[str, bool] = {}
         found: list[Hit] = []
+        def shows(context: str) -> bool:
+            if context not in context_cache:
+                context_cache[context] = bool(self.contexts[context].search(text))
+            return context_cache[context]
+
         for rule in self.rules:
-            if rule.requires:
-                if rule.requires not in context_cache:
-                    context_cache[rule.requires] = bool(self.contexts[rule.requires].search(text))
-                if not context_cache[rule.requires]:
-                    continue
+            if rule.requires and not shows(rule.requires):
+                continue
+            if rule.unless and shows(rule.unless):
+                continue
             for match in rule.pattern.finditer(text):
                 start, end = match.span()
                 if any(s <= start and end <= e for s, e in idiom_spans):
