@@ -48,6 +48,12 @@ WINDOW_WEIGHT = 1.0  # an ordinary line's windows together weigh as much as the 
 # higher recall) such that ordinary messages stay ordinary often enough.
 MIN_NONE_KEPT = 0.85
 MAX_NONE_AS_CRISIS = 0.04
+# The bar is measured on the lines it was set on. Files written later as deliberately hard
+# twins of risky lines (same words, ordinary meaning) teach the model, but would raise the
+# bar by their hardness alone: on round 5's files it moved the crisis threshold up and cost
+# crisis recall on unseen text (see the README). Lines from files starting with these
+# prefixes count for recall, not for the bar.
+BAR_EXCLUDES = ("extra/y_", "extra/z_")
 GRID = [round(x, 3) for x in np.arange(0.05, 0.951, 0.025)]
 
 # Display names shared with the rules (the crisis texts and resources key on them).
@@ -216,16 +222,21 @@ def figures(labels: list[str], predicted: list[str]) -> dict[str, float]:
     }
 
 
-def choose_thresholds(labels: list[str], oof: list, show: bool = False):
+def choose_thresholds(labels: list[str], oof: list, show: bool = False,
+                      on_bar: list[bool] | None = None):
     best = None
+    on_bar = on_bar or [True] * len(labels)
+    bar_labels = [label for label, counts in zip(labels, on_bar, strict=True) if counts]
+    bar_oof = [r for r, counts in zip(oof, on_bar, strict=True) if counts]
     for crisis in GRID:
         for elevated in GRID:
             if elevated > crisis:
                 continue
             f = figures(labels, [decide(r, crisis, elevated) for r in oof])
+            bar = figures(bar_labels, [decide(r, crisis, elevated) for r in bar_oof])
             if show:
                 print(crisis, elevated, {k: round(v, 3) for k, v in f.items()})
-            if f["none_kept"] < MIN_NONE_KEPT or f["none_as_crisis"] > MAX_NONE_AS_CRISIS:
+            if bar["none_kept"] < MIN_NONE_KEPT or bar["none_as_crisis"] > MAX_NONE_AS_CRISIS:
                 continue
             key = (round(f["crisis_recall"], 3), round(f["crisis_flagged"], 3),
                    round(f["elevated_or_higher"], 3), round(f["none_kept"], 3))
@@ -246,7 +257,9 @@ def main() -> int:
             for example, found in zip(examples, oof, strict=True):
                 out.write(json.dumps({"source": example.source, "label": example.label,
                                       "readings": found, "text": example.text}) + "\n")
-    thresholds, oof_figures = choose_thresholds(labels, oof, show="--sweep" in sys.argv)
+    on_bar = [not e.source.startswith(BAR_EXCLUDES) for e in examples]
+    thresholds, oof_figures = choose_thresholds(labels, oof, show="--sweep" in sys.argv,
+                                                on_bar=on_bar)
     model = fit(rows, thresholds)
     digest = inputs_digest()
     model.meta.update({
@@ -255,7 +268,8 @@ def main() -> int:
         "training_lines": dict(sorted(Counter(labels).items())),
         "training_windows": sum(not r.whole for r in rows),
         "out_of_fold": {k: round(v, 4) for k, v in oof_figures.items()},
-        "policy": {"min_none_kept": MIN_NONE_KEPT, "max_none_as_crisis": MAX_NONE_AS_CRISIS},
+        "policy": {"min_none_kept": MIN_NONE_KEPT, "max_none_as_crisis": MAX_NONE_AS_CRISIS,
+                   "bar_excludes": list(BAR_EXCLUDES)},
     })
     MODEL_FILE.parent.mkdir(parents=True, exist_ok=True)
     model.save(MODEL_FILE)

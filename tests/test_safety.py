@@ -62,6 +62,28 @@ def test_the_same_words_in_everyday_life_are_not_a_crisis(text):
 
 
 @pytest.mark.parametrize("text", [
+    "paid off the credit card, cancelled all my subscriptions and left my keys with the "
+    "neighbour. everything's sorted now",
+    "bought a bag of charcoal and some gaffer tape. not for a bbq",
+    "I'm sitting on the edge of the bridge",
+    "ive got a plan and im going to do it tonight, I can't take it anymore",
+])
+def test_preparation_a_place_or_a_time_told_without_the_words_is_flagged(text):
+    assert assess_risk(text).level != "none"
+
+
+@pytest.mark.parametrize("text", [
+    "moving to Leeds on Friday: paid off my rent, cancelled my gym subscription and left the "
+    "keys with the landlord",
+    "got charcoal and duct tape for the barbecue, the grill leg snapped again",
+    "I'll do the thought record tomorrow after work",
+    "sitting on the edge of the cliff for a photo, the view is unreal",
+])
+def test_the_same_acts_with_an_ordinary_reason_are_not_a_crisis(text):
+    assert assess_risk(text).level != "crisis"
+
+
+@pytest.mark.parametrize("text", [
     "this exam is killing me", "I could murder a coffee", "I'm dying to see it",
     "kill the process", "I'm not suicidal, just tired",
 ])
