@@ -55,6 +55,7 @@ MAX_NONE_AS_CRISIS = 0.04
 # prefixes count for recall, not for the bar.
 BAR_EXCLUDES = ("extra/y_", "extra/z_")
 GRID = [round(x, 3) for x in np.arange(0.05, 0.951, 0.025)]
+FINE, FINE_SPAN = 0.005, 0.025  # then this step, this far either side of GRID's choice
 
 # Display names shared with the rules (the crisis texts and resources key on them).
 CATEGORY_NAMES = {
@@ -224,12 +225,21 @@ def figures(labels: list[str], predicted: list[str]) -> dict[str, float]:
 
 def choose_thresholds(labels: list[str], oof: list, show: bool = False,
                       on_bar: list[bool] | None = None):
+    """The policy on GRID, then again in FINE steps around the pair it chose: the bar sits
+    so close to the figures that a whole GRID step can cost a point of crisis recall."""
+    coarse, _ = _best_on(labels, oof, GRID, GRID, show, on_bar)
+    near = [round(x, 3) for x in np.arange(-FINE_SPAN, FINE_SPAN + 1e-9, FINE)]
+    return _best_on(labels, oof, [round(coarse["crisis"] + d, 3) for d in near],
+                    [round(coarse["elevated"] + d, 3) for d in near], False, on_bar)
+
+
+def _best_on(labels, oof, crisis_grid, elevated_grid, show, on_bar):
     best = None
     on_bar = on_bar or [True] * len(labels)
     bar_labels = [label for label, counts in zip(labels, on_bar, strict=True) if counts]
     bar_oof = [r for r, counts in zip(oof, on_bar, strict=True) if counts]
-    for crisis in GRID:
-        for elevated in GRID:
+    for crisis in crisis_grid:
+        for elevated in elevated_grid:
             if elevated > crisis:
                 continue
             f = figures(labels, [decide(r, crisis, elevated) for r in oof])
@@ -269,7 +279,7 @@ def main() -> int:
         "training_windows": sum(not r.whole for r in rows),
         "out_of_fold": {k: round(v, 4) for k, v in oof_figures.items()},
         "policy": {"min_none_kept": MIN_NONE_KEPT, "max_none_as_crisis": MAX_NONE_AS_CRISIS,
-                   "bar_excludes": list(BAR_EXCLUDES)},
+                   "bar_excludes": list(BAR_EXCLUDES), "fine_step": FINE},
     })
     MODEL_FILE.parent.mkdir(parents=True, exist_ok=True)
     model.save(MODEL_FILE)

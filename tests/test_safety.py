@@ -78,6 +78,11 @@ def test_preparation_a_place_or_a_time_told_without_the_words_is_flagged(text):
     "got charcoal and duct tape for the barbecue, the grill leg snapped again",
     "I'll do the thought record tomorrow after work",
     "sitting on the edge of the cliff for a photo, the view is unreal",
+    "Got the job!!! Mum won't have to worry about me anymore",
+    "on call all weekend again, tell my wife I love her",
+    "Consider this my goodbye to sugar, the dentist has spoken",
+    "kicked the ball over the other side of the fence again",
+    "I'm exhausted, the meal prep can wait, I'll do it tomorrow",
 ])
 def test_the_same_acts_with_an_ordinary_reason_are_not_a_crisis(text):
     assert assess_risk(text).level != "crisis"
