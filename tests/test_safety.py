@@ -67,6 +67,10 @@ def test_the_same_words_in_everyday_life_are_not_a_crisis(text):
     "bought a bag of charcoal and some gaffer tape. not for a bbq",
     "I'm sitting on the edge of the bridge",
     "ive got a plan and im going to do it tonight, I can't take it anymore",
+    "lying across the train tracks by the level crossing, the next one is due soon",
+    "the belt is tied to the banister. just need the nerve now",
+    "over the railings now, the water looks so far down",
+    "im goin to kill myslf",
 ])
 def test_preparation_a_place_or_a_time_told_without_the_words_is_flagged(text):
     assert assess_risk(text).level != "none"
@@ -83,6 +87,9 @@ def test_preparation_a_place_or_a_time_told_without_the_words_is_flagged(text):
     "Consider this my goodbye to sugar, the dentist has spoken",
     "kicked the ball over the other side of the fence again",
     "I'm exhausted, the meal prep can wait, I'll do it tomorrow",
+    "standing on the railway line in my hi-vis again, night shift for the engineering works",
+    "tied the bunting to the banister for her party, just need the balloons now",
+    "climbed over the barrier to get my hat back, it was a long way down",
 ])
 def test_the_same_acts_with_an_ordinary_reason_are_not_a_crisis(text):
     assert assess_risk(text).level != "crisis"
