@@ -96,6 +96,28 @@ def test_the_same_acts_with_an_ordinary_reason_are_not_a_crisis(text):
 
 
 @pytest.mark.parametrize("text", [
+    "hes outside the door w a knife",
+    "wrote the letters theyre on the table",
+    "cant do this anymore. tonight",
+    "cut again deep this time wont stop bleeding",
+    "took the whole bottle. feel weird",
+])
+def test_a_crisis_told_in_a_few_words_with_typos_is_flagged(text):
+    assert assess_risk(text).level != "none"
+
+
+@pytest.mark.parametrize("text", [
+    "wrote the thank you letters finally",
+    "took the whole box of tissues to work lol",
+    "cant do this homework anymore lol",
+    "cut my finger cooking, its fine",
+    "friday its decided im quitting",
+])
+def test_a_few_ordinary_words_with_typos_are_not_a_crisis(text):
+    assert assess_risk(text).level != "crisis"
+
+
+@pytest.mark.parametrize("text", [
     "this exam is killing me", "I could murder a coffee", "I'm dying to see it",
     "kill the process", "I'm not suicidal, just tired",
 ])
