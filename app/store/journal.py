@@ -366,8 +366,10 @@ class Journal:
             if self._one(ThoughtRecord, record.id) is None:
                 return self._insert(record)
             record = record.model_copy(update={"updated": now_utc()})
-            fields = record.model_dump()
-            fields.pop("id")
+            # The fields themselves, not a dump: nested thoughts and moods stay models,
+            # so writing the row serialises them as their types (a dump would hand dicts).
+            fields = {name: getattr(record, name) for name in ThoughtRecord.model_fields
+                      if name != "id"}
             self._update(ThoughtRecord, record.id, **fields)
             return record
 
