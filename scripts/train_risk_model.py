@@ -51,10 +51,11 @@ MAX_NONE_AS_CRISIS = 0.04
 # The bar is measured on the lines it was set on. Files written later as deliberately hard
 # twins of risky lines (same words, ordinary meaning) teach the model, but would raise the
 # bar by their hardness alone: on round 5's files it moved the crisis threshold up and cost
-# crisis recall on unseen text (see the README); round 6's red-teams and twin-heavy files
-# (za_ to ze_) are of the same kind. Lines from files starting with these
+# crisis recall on unseen text (see the README); the later red-teams and twin-heavy files
+# (za_ to zg_) are of the same kind. Lines from files starting with these
 # prefixes count for recall, not for the bar.
-BAR_EXCLUDES = ("extra/y_", "extra/z_", "extra/za_", "extra/zb_", "extra/zc_", "extra/zd_", "extra/ze_")
+BAR_EXCLUDES = ("extra/y_", "extra/z_", "extra/za_", "extra/zb_", "extra/zc_", "extra/zd_",
+                "extra/ze_", "extra/zf_", "extra/zg_")
 GRID = [round(x, 3) for x in np.arange(0.05, 0.951, 0.025)]
 FINE, FINE_SPAN = 0.005, 0.025  # then this step, this far either side of GRID's choice
 

@@ -118,6 +118,25 @@ def test_a_few_ordinary_words_with_typos_are_not_a_crisis(text):
 
 
 @pytest.mark.parametrize("text", [
+    "my best mate just texted me goodbye and now his phone is off",
+    "cant feel my fingers since i took that whole strip",
+    "is it normal to feel this calm now that i've decided. everything's sorted for the kids",
+])
+def test_a_crisis_told_by_its_effects_or_by_someone_with_them_is_flagged(text):
+    assert assess_risk(text).level != "none"
+
+
+@pytest.mark.parametrize("text", [
+    "worst day at work ever, cried in the car for twenty minutes then got chips",
+    "not going to do anything stupid, I just need to vent about my landlord",
+    "my friend texted goodbye before his flight to Sydney, gonna miss him",
+    "feeling calm now that i've decided to quit the course",
+])
+def test_a_heavy_ordinary_day_is_left_alone(text):
+    assert assess_risk(text).level == "none"
+
+
+@pytest.mark.parametrize("text", [
     "this exam is killing me", "I could murder a coffee", "I'm dying to see it",
     "kill the process", "I'm not suicidal, just tired",
 ])
