@@ -171,7 +171,9 @@ def test_a_template_that_runs_away_is_stopped_when_the_model_loads(crafted, name
 def test_a_template_that_runs_away_on_some_words_fails_that_reply_only(crafted):
     source, make = crafted
     trap = ("{% for m in messages %}{% if 'spiral' in m['content'] %}"
-            "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}"
+            # 10^12 steps: past the render limit on any CPU (10^8 took under 3 s on a fast one)
+            "{% for i in range(10000) %}{% for j in range(10000) %}{% for k in range(10000) %}"
+            "{% endfor %}{% endfor %}{% endfor %}"
             "{% endif %}<start_of_turn>{{ m['role'] }}\n{{ m['content'] }}<end_of_turn>\n"
             "{% endfor %}<start_of_turn>model\n")
     engine = Engine()
