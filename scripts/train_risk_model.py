@@ -14,7 +14,7 @@ writes each training line's out-of-fold reading as JSON lines (for error analysi
 3. The final model is fitted on every training line and written with its thresholds, the
    out-of-fold figures and a fingerprint of its inputs (a test fails when it is stale).
 
-Deterministic: the same inputs give the same file. Needs scikit-learn (the test extra);
+Deterministic: the same inputs give the same file. Needs scikit-learn (the train extra);
 Haven itself only reads the result, with numpy.
 """
 
@@ -92,7 +92,8 @@ def message_text(example: Example) -> str:
 def counts_of(text: str) -> Counter:
     rules = default_rules()
     norm = rules.normalise(text)
-    return feature_counts(norm.text, [(h.rule.id, h.level) for h in rules.hits(norm)])
+    return feature_counts(norm.text, [(h.rule.id, h.level) for h in rules.hits(norm)
+                                      if h.rule.feature])
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def rows_of(example: Example) -> list[Row]:
     """
     rules = default_rules()
     norm = rules.normalise(message_text(example))
-    hits = [(h, (h.rule.id, h.level)) for h in rules.hits(norm)]
+    hits = [(h, (h.rule.id, h.level)) for h in rules.hits(norm) if h.rule.feature]
     rows = [Row(feature_counts(norm.text, [k for _, k in hits]), example.label, example.category,
                 example.source, 1.0, True)]
     spans = windows(sentences(norm.text), WINDOW_SENTENCES) if example.label == "none" else []

@@ -107,6 +107,39 @@ def test_a_crisis_told_in_a_few_words_with_typos_is_flagged(text):
 
 
 @pytest.mark.parametrize("text", [
+    "I'm ready to slit my wrists",
+    "gonna slit my wrists tonight",
+    "Been having suicidal thoughts again and I have a plan",
+    "took the whole bottle. feel weird",
+    "took the whole packet an hour ago, head is spinning",
+])
+def test_plain_intent_and_an_overdose_felt_are_a_crisis_whatever_the_model_says(text):
+    # firm rules the model never sees as features: a retrained model cannot lower them
+    assert assess_risk(text).level == "crisis"
+
+
+@pytest.mark.parametrize("text", [
+    "I would never slit my wrists, I just feel flat",
+    "the film where she slits her wrists was too much for me",
+    "felt suicidal at uni, so I made a plan with my GP",
+    "I'm not suicidal and I have a plan for the weekend",
+    "took the whole box of chocolates, feel sick",
+    "took the whole pack to the party, getting sick of carrying it",
+])
+def test_the_same_words_without_intent_or_an_overdose_are_not_a_crisis(text):
+    assert assess_risk(text).level != "crisis"
+
+
+def test_rules_added_after_training_are_not_model_features():
+    from app.safety.classifier import risk_model
+    from app.safety.rules import default_rules
+    late = [r.id for r in default_rules().rules if not r.feature]
+    assert late  # suicide.plain_intent, medical.overdose_felt
+    names = risk_model().space.index
+    assert not [n for n in names if any(n.startswith(f"r:{rule}:") for rule in late)]
+
+
+@pytest.mark.parametrize("text", [
     "wrote the thank you letters finally",
     "took the whole box of tissues to work lol",
     "cant do this homework anymore lol",

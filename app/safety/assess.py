@@ -86,6 +86,8 @@ def _model_readings(norm_text: str, hits: list[Hit], model: RiskModel):
     parts = [model.space.sentence_columns(norm_text[s:e]) for s, e in spans]
     starts = [s for s, _ in spans]
     for hit in hits:  # a rule's match counts in the sentence where it starts
+        if not hit.rule.feature:
+            continue
         column = model.space.index.get(rule_feature(hit.rule.id, hit.level))
         if column is not None:
             at = max(bisect.bisect_right(starts, hit.start) - 1, 0)

@@ -30,6 +30,7 @@ class Rule:
     requires: str | None
     firm: bool = False  # its crisis never needs the trained model's agreement
     unless: str | None = None  # a context that, found anywhere in the message, voids the rule
+    feature: bool = True  # False: the trained model never sees it (a firm rule added later)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class RuleSet:
                     requires=requires,
                     firm=bool(raw.get("firm", False)),
                     unless=unless,
+                    feature=bool(raw.get("feature", True)),
                 )
             )
 
