@@ -56,6 +56,14 @@ def test_an_overdose_an_amount_or_saved_medicine_told_with_a_number_or_a_name_is
     "I've been saving my old meds to drop back at the pharmacy",
     "On my first aid course we practised what to do when someone has collapsed and isn't breathing.",
     "My phone battery is low enough to die any second",
+    # near-misses of the firm rules added after training (suicide.plain_intent,
+    # medical.overdose_felt)
+    "I would never slit my wrists, I just feel flat",
+    "the film where she slits her wrists was too much for me",
+    "felt suicidal at uni, so I made a plan with my GP",
+    "I'm not suicidal and I have a plan for the weekend",
+    "took the whole box of chocolates, feel sick",
+    "took the whole pack to the party, getting sick of carrying it",
 ])
 def test_the_same_words_in_everyday_life_are_not_a_crisis(text):
     assert assess_risk(text).level != "crisis"
@@ -116,18 +124,6 @@ def test_a_crisis_told_in_a_few_words_with_typos_is_flagged(text):
 def test_plain_intent_and_an_overdose_felt_are_a_crisis_whatever_the_model_says(text):
     # firm rules the model never sees as features: a retrained model cannot lower them
     assert assess_risk(text).level == "crisis"
-
-
-@pytest.mark.parametrize("text", [
-    "I would never slit my wrists, I just feel flat",
-    "the film where she slits her wrists was too much for me",
-    "felt suicidal at uni, so I made a plan with my GP",
-    "I'm not suicidal and I have a plan for the weekend",
-    "took the whole box of chocolates, feel sick",
-    "took the whole pack to the party, getting sick of carrying it",
-])
-def test_the_same_words_without_intent_or_an_overdose_are_not_a_crisis(text):
-    assert assess_risk(text).level != "crisis"
 
 
 def test_rules_added_after_training_are_not_model_features():
