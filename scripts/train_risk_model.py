@@ -37,7 +37,7 @@ from app.safety.assess import WINDOW_SENTENCES, assess_risk  # noqa: E402
 from app.safety.classifier import FORMAT_VERSION, MODEL_FILE, RiskModel  # noqa: E402
 from app.safety.conversation import JOINER, readings  # noqa: E402
 from app.safety.features import feature_counts, sentences, windows  # noqa: E402
-from app.safety.rules import LEVELS, default_rules  # noqa: E402
+from app.safety.rules import LEVELS, default_rules, feature_hits  # noqa: E402
 from scripts.risk_data import Example, data_digest, training_examples  # noqa: E402
 
 C = 8.0  # inverse regularisation of the logistic regressions
@@ -52,10 +52,10 @@ MAX_NONE_AS_CRISIS = 0.04
 # twins of risky lines (same words, ordinary meaning) teach the model, but would raise the
 # bar by their hardness alone: on round 5's files it moved the crisis threshold up and cost
 # crisis recall on unseen text (see the README); the later red-teams and twin-heavy files
-# (za_ to zg_) are of the same kind. Lines from files starting with these
-# prefixes count for recall, not for the bar.
+# (za_ to zg_, and zk_ and zl_ of round 10) are of the same kind. Lines from files starting
+# with these prefixes count for recall, not for the bar.
 BAR_EXCLUDES = ("extra/y_", "extra/z_", "extra/za_", "extra/zb_", "extra/zc_", "extra/zd_",
-                "extra/ze_", "extra/zf_", "extra/zg_")
+                "extra/ze_", "extra/zf_", "extra/zg_", "extra/zk_", "extra/zl_")
 GRID = [round(x, 3) for x in np.arange(0.05, 0.951, 0.025)]
 FINE, FINE_SPAN = 0.005, 0.025  # then this step, this far either side of GRID's choice
 
@@ -92,8 +92,8 @@ def message_text(example: Example) -> str:
 def counts_of(text: str) -> Counter:
     rules = default_rules()
     norm = rules.normalise(text)
-    return feature_counts(norm.text, [(h.rule.id, h.level) for h in rules.hits(norm)
-                                      if h.rule.feature])
+    hits = feature_hits(rules.hits(norm))
+    return feature_counts(norm.text, [(h.rule.id, h.level) for h in hits])
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def rows_of(example: Example) -> list[Row]:
     """
     rules = default_rules()
     norm = rules.normalise(message_text(example))
-    hits = [(h, (h.rule.id, h.level)) for h in rules.hits(norm) if h.rule.feature]
+    hits = [(h, (h.rule.id, h.level)) for h in feature_hits(rules.hits(norm))]
     rows = [Row(feature_counts(norm.text, [k for _, k in hits]), example.label, example.category,
                 example.source, 1.0, True)]
     spans = windows(sentences(norm.text), WINDOW_SENTENCES) if example.label == "none" else []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.safety import assess_conversation, assess_risk
 from app.safety.classifier import risk_model
 from app.safety.features import feature_counts, sentence_counts, sentences
-from app.safety.rules import default_rules
+from app.safety.rules import default_rules, feature_hits
 from scripts.risk_data import DATA, held_out_examples, read_file, split, training_examples
 from scripts.train_risk_model import counts_of, inputs_digest
 
@@ -45,7 +45,8 @@ def test_run_time_features_are_the_training_features():
             assert fast[1].tolist() == slow[1][order].tolist()
     text = "I took 40 of my tablets. Sorry mum."
     norm = rules.normalise(text)
-    assert counts_of(text) == feature_counts(norm.text, [(h.rule.id, h.level) for h in rules.hits(norm)])
+    hits = feature_hits(rules.hits(norm))
+    assert counts_of(text) == feature_counts(norm.text, [(h.rule.id, h.level) for h in hits])
 
 
 def test_same_input_same_output():

@@ -23,7 +23,7 @@ import numpy as np
 
 from app.safety.classifier import RiskModel, risk_model
 from app.safety.features import FeatureSpace, rule_feature, sentences, windows
-from app.safety.rules import LEVELS, Hit, RuleSet, default_rules
+from app.safety.rules import LEVELS, Hit, RuleSet, default_rules, feature_hits
 
 Level = Literal["none", "elevated", "crisis"]
 MAX_CHARS = 100_000  # longer pastes are checked in full, in windows of this size
@@ -85,9 +85,7 @@ def _model_readings(norm_text: str, hits: list[Hit], model: RiskModel):
     spans = sentences(norm_text) or [(0, len(norm_text))]
     parts = [model.space.sentence_columns(norm_text[s:e]) for s, e in spans]
     starts = [s for s, _ in spans]
-    for hit in hits:  # a rule's match counts in the sentence where it starts
-        if not hit.rule.feature:
-            continue
+    for hit in feature_hits(hits):  # a rule's match counts in the sentence where it starts
         column = model.space.index.get(rule_feature(hit.rule.id, hit.level))
         if column is not None:
             at = max(bisect.bisect_right(starts, hit.start) - 1, 0)

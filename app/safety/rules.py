@@ -146,6 +146,12 @@ def _inside_idiom(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
     return covered * 2 > (end - start)
 
 
+def feature_hits(hits: list[Hit]) -> list[Hit]:
+    """The matches the trained model reads: every hit but those of rules marked
+    ``feature = false``, whose crisis stands on its own."""
+    return [hit for hit in hits if hit.rule.feature]
+
+
 def load_rules(path: Path | None = None) -> RuleSet:
     path = path or resources.prompts_dir() / "safety" / "rules.toml"
     try:
