@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.safety import assess_conversation, assess_risk  # noqa: E402
+from app.safety.classifier import RiskModel  # noqa: E402
 from scripts.risk_data import LEVELS, Example, held_out_examples  # noqa: E402
 
 TARGETS = {  # issue 11: what the check must reach on text it has never seen
@@ -29,10 +30,11 @@ TARGETS = {  # issue 11: what the check must reach on text it has never seen
 }
 
 
-def judge(example: Example) -> str:
+def judge(example: Example, model: RiskModel | None = None) -> str:
+    """The level Haven gives a line (the shipped model unless ``model`` is given)."""
     if example.is_sequence:
-        return assess_conversation(example.messages).level
-    return assess_risk(example.text).level
+        return assess_conversation(example.messages, model=model).level
+    return assess_risk(example.text, model=model).level
 
 
 def _share(pairs: list[tuple[str, str]], truth: str, ok: set[str]) -> tuple[float, int]:

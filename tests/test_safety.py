@@ -36,6 +36,19 @@ def test_the_report_script_prints_the_figures():
         assert figure in out
 
 
+def test_the_compare_script_judges_a_model_against_itself_as_no_change_and_prints_no_text():
+    model = ROOT / "app" / "safety" / "data" / "risk_model.npz"
+    out = subprocess.run([sys.executable, "scripts/risk_compare.py", str(model), "--only",
+                          "heldout/h14a"], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.count("b=   0 c=   0  z=+0.00") == 6
+    assert "rule 2 (no measure below z -1.0): met" in out
+    assert "rule 3 (a gain of z >= 1.645): NOT met" in out
+    first = (ROOT / "tests" / "data" / "risk" / "heldout" / "h14a_messages.tsv").read_text(
+        encoding="utf-8").splitlines()[0].split("\t")[2]
+    assert first not in out  # a fresh set stays unread
+
+
 @pytest.mark.parametrize("text", [
     "took 30 of my sertraline, I'm sorry",
     "I just necked all my propranolol",

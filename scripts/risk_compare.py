@@ -1,0 +1,77 @@
+"""Compare two risk models line by line on held-out text: rules 2 and 3 of "How a new model
+is decided" in tests/data/risk/README.md.
+
+Usage: python scripts/risk_compare.py BASE.npz [CANDIDATE.npz] [--only PREFIX ...]
+
+BASE is the model to beat, e.g. ``git show HEAD:app/safety/data/risk_model.npz > base.npz``
+before retraining; CANDIDATE defaults to the model in this tree. Both are read with this
+tree's rules and features, so this compares models whose code is the same (a change of data
+or settings). ``--only heldout/h14 heldout/h10`` restricts the lines to the pool. Prints
+counts and z only, never a line's text, so a fresh set stays unread.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.safety.classifier import MODEL_FILE, RiskModel  # noqa: E402
+from scripts.risk_data import held_out_examples  # noqa: E402
+from scripts.risk_report import judge  # noqa: E402
+
+# measure -> (label of its lines, levels that count as right), for single messages and sessions
+MEASURES = {
+    "crisis recall": ("crisis", {"crisis"}, False),
+    "crisis flagged": ("crisis", {"crisis", "elevated"}, False),
+    "elevated+": ("elevated", {"crisis", "elevated"}, False),
+    "ordinary kept": ("none", {"none"}, False),
+    "sessions: crisis recognised": ("crisis", {"crisis"}, True),
+    "ordinary sessions kept": ("none", {"none"}, True),
+}
+NO_HARM, GAIN = -1.0, 1.645  # rule 2: every z >= NO_HARM; rule 3: one of the first three >= GAIN
+
+
+def paired(base: list[str], cand: list[str], ok: set[str]) -> tuple[int, int, int, int, float]:
+    """(base right, candidate right, b = only the candidate right, c = only the base right, z)."""
+    pairs = list(zip(base, cand, strict=True))
+    b = sum(new in ok and old not in ok for old, new in pairs)
+    c = sum(old in ok and new not in ok for old, new in pairs)
+    z = (b - c) / math.sqrt(b + c) if b + c else 0.0
+    return sum(old in ok for old in base), sum(new in ok for new in cand), b, c, z
+
+
+def main(argv: list[str]) -> int:
+    only = tuple(argv[argv.index("--only") + 1:]) if "--only" in argv else ("",)
+    paths = argv[: argv.index("--only")] if "--only" in argv else argv
+    if not 1 <= len(paths) <= 2:
+        print(next(line for line in __doc__.splitlines() if line.startswith("Usage")),
+              file=sys.stderr)
+        return 2
+    base = RiskModel.load(Path(paths[0]))
+    cand = RiskModel.load(Path(paths[1]) if len(paths) == 2 else MODEL_FILE)
+    examples = [e for e in held_out_examples() if e.source.startswith(only)]
+    levels = [(e, judge(e, base), judge(e, cand)) for e in examples]
+    print(f"{base.version} (base) against {cand.version} (candidate), {len(examples)} lines")
+    z_of = {}
+    for name, (label, ok, sessions) in MEASURES.items():
+        picked = [(old, new) for e, old, new in levels
+                  if e.label == label and e.is_sequence == sessions]
+        n = len(picked)
+        right_base, right_cand, b, c, z = paired([old for old, _ in picked],
+                                                 [new for _, new in picked], ok)
+        z_of[name] = z
+        print(f"{name:28s} n={n:5d}  base {right_base:5d}  candidate {right_cand:5d}  "
+              f"b={b:4d} c={c:4d}  z={z:+.2f}")
+    no_harm = all(z >= NO_HARM for z in z_of.values())
+    gain = any(z_of[name] >= GAIN for name in ("crisis recall", "crisis flagged", "elevated+"))
+    print(f"rule 2 (no measure below z {NO_HARM}): {'met' if no_harm else 'NOT met'}; "
+          f"rule 3 (a gain of z >= {GAIN}): {'met' if gain else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
