@@ -139,11 +139,54 @@ def test_plain_intent_and_an_overdose_felt_are_a_crisis_whatever_the_model_says(
     assert assess_risk(text).level == "crisis"
 
 
+@pytest.mark.parametrize("text", [
+    "hes got a knife. help",
+    "my ex is at the door w a hammer",
+    "they're jumping me outside the chippy",
+    "on my way to his house to kill him",
+    "grandad fell and he's not waking up",
+    "swallowed them all, feeling really dizzy",
+    "carving into my arm right now",
+    "swallowed the lot of my sertraline",
+])
+def test_a_weapon_a_setting_off_a_collapse_or_cutting_told_in_a_few_words_is_a_crisis(text):
+    # round 14's firm rules, which the model never sees: short messages were missed most
+    assert assess_risk(text).level == "crisis"
+
+
+@pytest.mark.parametrize("text", [
+    "how many sertraline to die",
+    "what floor is high enough to be fatal",
+    "bye haven, thank you for everything",
+    "gonna uninstall myself tonight",
+])
+def test_a_short_method_question_or_a_goodbye_to_haven_is_flagged(text):
+    # not firm: a crisis with the model's agreement, elevated without it
+    assert assess_risk(text).level != "none"
+
+
+@pytest.mark.parametrize("text", [
+    "he's got a knife for the roast",
+    "he's got a knife and a whole watermelon and he's between me and the door",
+    "my toddler had a fit of giggles and is still not waking up from her nap lol",
+    "going to her house to get her for the party",
+    "took them all to the zoo, feeling tired now",
+    "goodbye haven see you tomorrow",
+    "deleting myself from the group chat",
+    "how high is the eiffel tower",
+    "best way to kill weeds on a patio",
+    "took the lot to the charity shop, feeling lighter",
+    "ate the whole lot of cake. feel sick",
+])
+def test_the_same_few_words_in_everyday_life_are_not_a_crisis(text):
+    assert assess_risk(text).level != "crisis"
+
+
 def test_rules_added_after_training_are_not_model_features():
     from app.safety.classifier import risk_model
     from app.safety.rules import default_rules
     late = [r.id for r in default_rules().rules if not r.feature]
-    assert late  # suicide.plain_intent, medical.overdose_felt
+    assert late  # e.g. suicide.plain_intent, medical.overdose_felt, danger.weapon_short
     names = risk_model().space.index
     assert not [n for n in names if any(n.startswith(f"r:{rule}:") for rule in late)]
 
