@@ -77,6 +77,20 @@ def test_an_overdose_an_amount_or_saved_medicine_told_with_a_number_or_a_name_is
     "I'm not suicidal and I have a plan for the weekend",
     "took the whole box of chocolates, feel sick",
     "took the whole pack to the party, getting sick of carrying it",
+    # ... and of round 14's (danger.weapon_short, others.harm_on_the_way, medical.not_waking,
+    # medical.lot_felt, suicide.method_short, suicide.farewell_short), and "the lot" of
+    # medical.after_taking going somewhere or being of something that is not a medicine
+    "he's got a knife for the roast",
+    "he's got a knife and a whole watermelon and he's between me and the door",
+    "my toddler had a fit of giggles and is still not waking up from her nap lol",
+    "going to her house to get her for the party",
+    "took them all to the zoo, feeling tired now",
+    "goodbye haven see you tomorrow",
+    "deleting myself from the group chat",
+    "how high is the eiffel tower",
+    "best way to kill weeds on a patio",
+    "took the lot to the charity shop, feeling lighter",
+    "ate the whole lot of cake. feel sick",
 ])
 def test_the_same_words_in_everyday_life_are_not_a_crisis(text):
     assert assess_risk(text).level != "crisis"
@@ -122,6 +136,11 @@ def test_the_same_acts_with_an_ordinary_reason_are_not_a_crisis(text):
     "cant do this anymore. tonight",
     "cut again deep this time wont stop bleeding",
     "took the whole bottle. feel weird",
+    # round 14's rules that are not firm: a crisis with the model's agreement, else elevated
+    "how many sertraline to die",
+    "what floor is high enough to be fatal",
+    "bye haven, thank you for everything",
+    "gonna uninstall myself tonight",
 ])
 def test_a_crisis_told_in_a_few_words_with_typos_is_flagged(text):
     assert assess_risk(text).level != "none"
@@ -133,13 +152,7 @@ def test_a_crisis_told_in_a_few_words_with_typos_is_flagged(text):
     "Been having suicidal thoughts again and I have a plan",
     "took the whole bottle. feel weird",
     "took the whole packet an hour ago, head is spinning",
-])
-def test_plain_intent_and_an_overdose_felt_are_a_crisis_whatever_the_model_says(text):
-    # firm rules the model never sees as features: a retrained model cannot lower them
-    assert assess_risk(text).level == "crisis"
-
-
-@pytest.mark.parametrize("text", [
+    # round 14: crises told in a few words
     "hes got a knife. help",
     "my ex is at the door w a hammer",
     "they're jumping me outside the chippy",
@@ -149,37 +162,9 @@ def test_plain_intent_and_an_overdose_felt_are_a_crisis_whatever_the_model_says(
     "carving into my arm right now",
     "swallowed the lot of my sertraline",
 ])
-def test_a_weapon_a_setting_off_a_collapse_or_cutting_told_in_a_few_words_is_a_crisis(text):
-    # round 14's firm rules, which the model never sees: short messages were missed most
+def test_plain_intent_and_an_overdose_felt_are_a_crisis_whatever_the_model_says(text):
+    # firm rules the model never sees as features: a retrained model cannot lower them
     assert assess_risk(text).level == "crisis"
-
-
-@pytest.mark.parametrize("text", [
-    "how many sertraline to die",
-    "what floor is high enough to be fatal",
-    "bye haven, thank you for everything",
-    "gonna uninstall myself tonight",
-])
-def test_a_short_method_question_or_a_goodbye_to_haven_is_flagged(text):
-    # not firm: a crisis with the model's agreement, elevated without it
-    assert assess_risk(text).level != "none"
-
-
-@pytest.mark.parametrize("text", [
-    "he's got a knife for the roast",
-    "he's got a knife and a whole watermelon and he's between me and the door",
-    "my toddler had a fit of giggles and is still not waking up from her nap lol",
-    "going to her house to get her for the party",
-    "took them all to the zoo, feeling tired now",
-    "goodbye haven see you tomorrow",
-    "deleting myself from the group chat",
-    "how high is the eiffel tower",
-    "best way to kill weeds on a patio",
-    "took the lot to the charity shop, feeling lighter",
-    "ate the whole lot of cake. feel sick",
-])
-def test_the_same_few_words_in_everyday_life_are_not_a_crisis(text):
-    assert assess_risk(text).level != "crisis"
 
 
 def test_rules_added_after_training_are_not_model_features():
