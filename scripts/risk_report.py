@@ -7,11 +7,16 @@ scripts/risk_data.py) and every file in tests/data/risk/heldout/ (written by wri
 whose text training never saw). A single message is judged with ``assess_risk``; a
 sequence (several messages of one session) with ``assess_conversation``. ``--all`` also
 prints the figures per source file.
+
+The list of worst misses shows text only from sets already read while building the check
+(the test split and ``h1`` to ``h9``). From ``h10`` on, a held-out set is kept unread, so
+that it can still decide a later round: its misses are counted, never printed.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections import defaultdict
@@ -23,6 +28,15 @@ sys.path.insert(0, str(ROOT))
 from app.safety import assess_conversation, assess_risk  # noqa: E402
 from app.safety.classifier import RiskModel  # noqa: E402
 from scripts.risk_data import LEVELS, Example, held_out_examples  # noqa: E402
+
+FIRST_UNREAD_SET = 10  # heldout/h10 and later: counted, never printed
+
+
+def readable(source: str) -> bool:
+    """May a line from this source be printed? Not from an unread held-out set."""
+    found = re.match(r"heldout/h(\d+)", source)
+    return found is None or int(found.group(1)) < FIRST_UNREAD_SET
+
 
 TARGETS = {  # issue 11: what the check must reach on text it has never seen
     "crisis_recall": 0.95, "crisis_flagged": 0.99, "elevated_or_higher": 0.90,
@@ -137,8 +151,10 @@ def main() -> int:
     print(f"slowest message: {slow_ms:.1f} ms ({slow_len:,} characters); "
           f"a 2,000-character message: {per_2000:.2f} ms (target < 10)")
     if n_misses:
-        print(f"the {n_misses} worst misses (truth -> judged):")
-        for example, got in report["misses"][:n_misses]:
+        shown = [m for m in report["misses"] if readable(m[0].source)]
+        print(f"the {n_misses} worst misses in text already read (truth -> judged); "
+              f"{len(report['misses']) - len(shown)} misses in unread sets are counted only:")
+        for example, got in shown[:n_misses]:
             text = example.text if len(example.text) <= 160 else example.text[:157] + "..."
             print(f"  {example.label:>8} -> {got:<8} [{example.source}] {text}")
     return 0

@@ -34,6 +34,12 @@ def test_the_report_script_prints_the_figures():
     for figure in ("crisis_recall", "crisis_flagged", "elevated_or_higher", "none_kept",
                    "per category", "slowest message", "worst misses"):
         assert figure in out
+    # held-out sets from h10 on decide later rounds: their misses are counted, never shown
+    unread = [line.split("\t")[2] for path in (ROOT / "tests" / "data" / "risk" / "heldout").glob("h*.tsv")
+              if int(path.name[1:].split("_")[0].rstrip("abc")) >= 10
+              for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(unread) > 5000
+    assert not [text for text in unread if len(text) > 40 and text[:157] in out]
 
 
 def test_the_compare_script_judges_a_model_against_itself_as_no_change_and_prints_no_text():
