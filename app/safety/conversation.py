@@ -29,9 +29,8 @@ def _higher(a: RiskAssessment, b: RiskAssessment) -> RiskAssessment:
     return b if LEVELS.index(b.level) > LEVELS.index(a.level) else a
 
 
-def readings(messages: Sequence[str], model: RiskModel | None = None) -> list[RiskAssessment]:
-    """Each message judged alone, then the latest ones (up to JOINT_CHARS) judged together."""
-    found = [_assess_one(text) if model is None else assess_risk(text, model=model) for text in messages]
+def recent_messages(messages: Sequence[str]) -> list[str]:
+    """The latest messages, up to about JOINT_CHARS of text (always the last one)."""
     recent: list[str] = []
     size = 0
     for text in reversed(messages):
@@ -39,6 +38,13 @@ def readings(messages: Sequence[str], model: RiskModel | None = None) -> list[Ri
             break
         recent.insert(0, text)
         size += len(text) + 1
+    return recent
+
+
+def readings(messages: Sequence[str], model: RiskModel | None = None) -> list[RiskAssessment]:
+    """Each message judged alone, then the latest ones (up to JOINT_CHARS) judged together."""
+    found = [_assess_one(text) if model is None else assess_risk(text, model=model) for text in messages]
+    recent = recent_messages(messages)
     if len(recent) > 1:
         found.append(assess_risk(JOINER.join(recent), model=model))
     return found

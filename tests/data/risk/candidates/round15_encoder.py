@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.safety.assess import assess_risk  # noqa: E402
 from app.safety.classifier import MODEL_FILE, RiskModel  # noqa: E402
-from app.safety.conversation import JOINER, JOINT_CHARS, readings  # noqa: E402
+from app.safety.conversation import JOINER, readings, recent_messages  # noqa: E402
 from scripts.risk_compare import MEASURES, paired  # noqa: E402
 from scripts.risk_data import held_out_examples, training_examples  # noqa: E402
 from scripts.train_risk_model import BAR_EXCLUDES, choose_thresholds, decide  # noqa: E402
@@ -40,13 +40,7 @@ def reading_texts(messages: list[str], is_sequence: bool) -> list[str]:
     """The text of each reading ``assess_conversation`` makes: each message, then the joint."""
     if not is_sequence:
         return [JOINER.join(messages)]
-    recent: list[str] = []
-    size = 0
-    for text in reversed(messages):
-        if recent and size + len(text) > JOINT_CHARS:
-            break
-        recent.insert(0, text)
-        size += len(text) + 1
+    recent = recent_messages(messages)
     return list(messages) + ([JOINER.join(recent)] if len(recent) > 1 else [])
 
 
