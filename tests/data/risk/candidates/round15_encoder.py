@@ -70,12 +70,13 @@ def logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def stack(reading, e) -> tuple:
+def stack(reading, e, weight: float = WEIGHT) -> tuple:
+    """A reading (level, model probabilities) with e = (p(any risk), p(crisis)) averaged in."""
     level, p = reading
     if p is None:
         return (level, None)
-    risk = 1 / (1 + math.exp(-((1 - WEIGHT) * logit(1 - p[0]) + WEIGHT * logit(e[0]))))
-    crisis = 1 / (1 + math.exp(-((1 - WEIGHT) * logit(p[2]) + WEIGHT * logit(e[1]))))
+    risk = 1 / (1 + math.exp(-((1 - weight) * logit(1 - p[0]) + weight * logit(e[0]))))
+    crisis = 1 / (1 + math.exp(-((1 - weight) * logit(p[2]) + weight * logit(e[1]))))
     return (level, (1 - risk, 0.0, crisis))
 
 
@@ -94,7 +95,7 @@ def main(argv: list[str]) -> int:
     oof = [json.loads(line) for line in Path(argv[0]).read_text(encoding="utf-8").splitlines()]
     train = training_examples()
     pool = [e for e in held_out_examples() if e.source.startswith(tuple(argv[1:]))]
-    texts = [[*reading_texts(list(e.messages), e.is_sequence)] for e in train + pool]
+    texts = [reading_texts(list(e.messages), e.is_sequence) for e in train + pool]
     flat = sorted({t for ts in texts for t in ts} | {JOINER.join(e.messages) for e in train})
     vectors = dict(zip(flat, encode(flat), strict=True))
     H = np.array([vectors[JOINER.join(e.messages)] for e in train])

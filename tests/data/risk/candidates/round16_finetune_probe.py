@@ -31,6 +31,7 @@ from app.safety.assess import assess_risk  # noqa: E402
 from app.safety.classifier import MODEL_FILE, RiskModel  # noqa: E402
 from scripts.risk_data import held_out_examples  # noqa: E402
 from scripts.train_risk_model import decide, figures  # noqa: E402
+from tests.data.risk.candidates.round15_encoder import stack  # noqa: E402
 
 LEVELS = ("none", "elevated", "crisis")
 EPOCHS, BATCH, LR, MAX_TOKENS, HOLD = 2, 32, 5e-5, 128, 0
@@ -82,18 +83,9 @@ def fine_tune(lines: list[dict]):
     return read
 
 
-def logit(p: float) -> float:
-    p = min(max(p, 1e-6), 1 - 1e-6)
-    return math.log(p / (1 - p))
-
-
 def stacked(reading, tuned, w: float):
-    level, p = reading
-    if p is None:
-        return [(level, None)]
-    risk = 1 / (1 + math.exp(-((1 - w) * logit(1 - p[0]) + w * logit(1 - tuned[0]))))
-    crisis = 1 / (1 + math.exp(-((1 - w) * logit(p[2]) + w * logit(tuned[2]))))
-    return [(level, (1 - risk, 0.0, crisis))]
+    """round15_encoder's stack, with the fine-tuned model's p(none) and p(crisis)."""
+    return [stack(reading, (1 - tuned[0], tuned[2]), w)]
 
 
 def compare(name: str, labels: list[str], shipped: list, tuned: np.ndarray) -> None:
