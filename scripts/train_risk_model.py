@@ -11,11 +11,18 @@ writes each training line's out-of-fold reading as JSON lines (for error analysi
 2. Out-of-fold predictions, leaving out one source file (one writer) at a time, run through
    the real ``assess_risk`` (rules + model + sentence windows). The two thresholds are
    chosen on these predictions by the policy below: never on the test split.
-3. The final model is fitted on every training line and written with its thresholds, the
+3. The encoder (scripts/train_risk_encoder.py) gives its own out-of-fold readings, five
+   encoders each trained without one fifth of the writers, and is trained on every line;
+   both are kept and reused while their inputs are unchanged (fine-tuning takes about 50
+   minutes). The thresholds and the encoder's weight are chosen on the two readings stacked
+   (app.safety.encoder.stack), by the same policy; the linear model's own thresholds are kept
+   too, for a machine where the encoder cannot run.
+4. The final model is fitted on every training line and written with its thresholds, the
    out-of-fold figures and a fingerprint of its inputs (a test fails when it is stale).
 
-Deterministic: the same inputs give the same file. Needs scikit-learn (the train extra);
-Haven itself only reads the result, with numpy.
+Deterministic: the same inputs give the same file. Needs the train extra (scikit-learn;
+PyTorch, transformers and onnx only when the encoder must be fine-tuned again); Haven itself
+reads the results with numpy and onnxruntime.
 """
 
 from __future__ import annotations
@@ -36,9 +43,11 @@ sys.path.insert(0, str(ROOT))
 from app.safety.assess import WINDOW_SENTENCES, assess_risk  # noqa: E402
 from app.safety.classifier import FORMAT_VERSION, MODEL_FILE, RiskModel  # noqa: E402
 from app.safety.conversation import JOINER, readings  # noqa: E402
+from app.safety.encoder import ENCODER_FILE, stack  # noqa: E402
 from app.safety.features import feature_counts, sentences, windows  # noqa: E402
 from app.safety.rules import LEVELS, default_rules, feature_hits  # noqa: E402
 from scripts.risk_data import Example, data_digest, training_examples  # noqa: E402
+from scripts.train_risk_encoder import SETTINGS, encoder_readings, file_sha256  # noqa: E402
 
 C = 8.0  # inverse regularisation of the logistic regressions
 MIN_DF = 2  # a word or n-gram must appear in two training lines to count
@@ -48,6 +57,13 @@ WINDOW_WEIGHT = 1.0  # an ordinary line's windows together weigh as much as the 
 # higher recall) such that ordinary messages stay ordinary often enough.
 MIN_NONE_KEPT = 0.85
 MAX_NONE_AS_CRISIS = 0.04
+# Ordinary sessions kept, on their own: single messages far outnumber sessions, and a
+# reader that keeps more ordinary messages can hide one that flags many more ordinary
+# sessions (round 16: 382 against 455 of 695 out of fold, under the two bars above). This
+# is round 14's own out-of-fold figure (0.655), rounded down; measured on every ordinary
+# training session, the twin-heavy files' too, since they are the sessions that open with
+# a line that sounds like a crisis.
+MIN_SESSIONS_KEPT = 0.65
 # The bar is measured on the lines it was set on. Files written later as deliberately hard
 # twins of risky lines (same words, ordinary meaning) teach the model, but would raise the
 # bar by their hardness alone: on round 5's files it moved the crisis threshold up and cost
@@ -69,9 +85,12 @@ CATEGORY_NAMES = {
     "substance_coping": "drinking or drugs to cope", "intrusive_thoughts": "intrusive thoughts",
 }
 INPUTS = ["app/safety/features.py", "app/safety/assess.py", "app/safety/normalise.py",
-          "app/safety/rules.py", "app/safety/conversation.py", "prompts/safety/lexicon.tsv",
-          "prompts/safety/rules.toml",
-          "scripts/train_risk_model.py", "scripts/risk_data.py"]
+          "app/safety/rules.py", "app/safety/conversation.py", "app/safety/classifier.py",
+          "app/safety/encoder.py", "prompts/safety/lexicon.tsv", "prompts/safety/rules.toml",
+          "scripts/train_risk_model.py", "scripts/train_risk_encoder.py", "scripts/risk_data.py"]
+# The encoder's share of each reading (app.safety.encoder.stack): the one of these with the
+# best out-of-fold figures under the policy.
+STACK_WEIGHTS = (0.3, 0.5, 0.7)
 
 
 def inputs_digest() -> str:
@@ -227,18 +246,20 @@ def figures(labels: list[str], predicted: list[str]) -> dict[str, float]:
 
 
 def choose_thresholds(labels: list[str], oof: list, show: bool = False,
-                      on_bar: list[bool] | None = None):
+                      on_bar: list[bool] | None = None, sessions: list[bool] | None = None):
     """The policy on GRID, then again in FINE steps around the pair it chose: the bar sits
     so close to the figures that a whole GRID step can cost a point of crisis recall."""
-    coarse, _ = _best_on(labels, oof, GRID, GRID, show, on_bar)
+    coarse, _ = _best_on(labels, oof, GRID, GRID, show, on_bar, sessions)
     near = [round(x, 3) for x in np.arange(-FINE_SPAN, FINE_SPAN + 1e-9, FINE)]
     return _best_on(labels, oof, [round(coarse["crisis"] + d, 3) for d in near],
-                    [round(coarse["elevated"] + d, 3) for d in near], False, on_bar)
+                    [round(coarse["elevated"] + d, 3) for d in near], False, on_bar, sessions)
 
 
-def _best_on(labels, oof, crisis_grid, elevated_grid, show, on_bar):
+def _best_on(labels, oof, crisis_grid, elevated_grid, show, on_bar, sessions=None):
     best = None
     on_bar = on_bar or [True] * len(labels)
+    ordinary_sessions = [r for r, label, session in zip(oof, labels, sessions or [False] * len(labels),
+                                                        strict=True) if session and label == "none"]
     bar_labels = [label for label, counts in zip(labels, on_bar, strict=True) if counts]
     bar_oof = [r for r, counts in zip(oof, on_bar, strict=True) if counts]
     for crisis in crisis_grid:
@@ -251,6 +272,9 @@ def _best_on(labels, oof, crisis_grid, elevated_grid, show, on_bar):
                 print(crisis, elevated, {k: round(v, 3) for k, v in f.items()})
             if bar["none_kept"] < MIN_NONE_KEPT or bar["none_as_crisis"] > MAX_NONE_AS_CRISIS:
                 continue
+            if ordinary_sessions and sum(decide(r, crisis, elevated) == "none" for r in ordinary_sessions
+                                         ) / len(ordinary_sessions) < MIN_SESSIONS_KEPT:
+                continue
             key = (round(f["crisis_recall"], 3), round(f["crisis_flagged"], 3),
                    round(f["elevated_or_higher"], 3), round(f["none_kept"], 3))
             if best is None or key > best[0]:
@@ -260,19 +284,44 @@ def _best_on(labels, oof, crisis_grid, elevated_grid, show, on_bar):
     return best[1], best[2]
 
 
+def stacked(oof: list, encoded: list, weight: float) -> list:
+    """Each reading's linear probabilities with the encoder's reading of the same text."""
+    return [[(level, stack(p, e, weight)) for (level, p), e in zip(line, enc, strict=True)]
+            for line, enc in zip(oof, encoded, strict=True)]
+
+
+def choose_weight(labels: list[str], oof: list, encoded: list, on_bar: list[bool], sessions: list[bool]):
+    """(weight, thresholds, figures) of the STACK_WEIGHTS with the best policy figures."""
+    best = None
+    for weight in STACK_WEIGHTS:
+        thresholds, found = choose_thresholds(labels, stacked(oof, encoded, weight), on_bar=on_bar,
+                                              sessions=sessions)
+        key = tuple(round(found[k], 3) for k in ("crisis_recall", "crisis_flagged",
+                                                  "elevated_or_higher", "none_kept"))
+        print(f"encoder weight {weight}: {thresholds}", {k: round(v, 4) for k, v in found.items()})
+        if best is None or key > best[0]:
+            best = (key, weight, thresholds, found)
+    return best[1:]
+
+
 def main() -> int:
     examples = training_examples()
     rows = [row for e in examples for row in rows_of(e)]
     labels = [e.label for e in examples]
+    on_bar = [not e.source.startswith(BAR_EXCLUDES) for e in examples]
+    sessions = [e.is_sequence for e in examples]
+    encoded = encoder_readings(examples)  # first: reused in seconds, or 50 minutes
     oof = out_of_fold(examples, rows)
+    linear_thresholds, linear_figures = choose_thresholds(labels, oof, on_bar=on_bar, sessions=sessions)
+    weight, thresholds, oof_figures = choose_weight(labels, oof, encoded, on_bar, sessions)
+    if "--sweep" in sys.argv:
+        choose_thresholds(labels, stacked(oof, encoded, weight), show=True, on_bar=on_bar,
+                          sessions=sessions)
     if "--oof" in sys.argv:
         with open(sys.argv[sys.argv.index("--oof") + 1], "w", encoding="utf-8") as out:
-            for example, found in zip(examples, oof, strict=True):
+            for example, found, enc in zip(examples, oof, encoded, strict=True):
                 out.write(json.dumps({"source": example.source, "label": example.label,
-                                      "readings": found, "text": example.text}) + "\n")
-    on_bar = [not e.source.startswith(BAR_EXCLUDES) for e in examples]
-    thresholds, oof_figures = choose_thresholds(labels, oof, show="--sweep" in sys.argv,
-                                                on_bar=on_bar)
+                                      "readings": found, "encoder": enc, "text": example.text}) + "\n")
     model = fit(rows, thresholds)
     digest = inputs_digest()
     model.meta.update({
@@ -281,7 +330,11 @@ def main() -> int:
         "training_lines": dict(sorted(Counter(labels).items())),
         "training_windows": sum(not r.whole for r in rows),
         "out_of_fold": {k: round(v, 4) for k, v in oof_figures.items()},
+        "out_of_fold_linear_alone": {k: round(v, 4) for k, v in linear_figures.items()},
+        "thresholds_linear_alone": linear_thresholds,  # if the encoder cannot run
+        "encoder": {"weight": weight, "sha256": file_sha256(ENCODER_FILE), **SETTINGS},
         "policy": {"min_none_kept": MIN_NONE_KEPT, "max_none_as_crisis": MAX_NONE_AS_CRISIS,
+                   "min_sessions_kept": MIN_SESSIONS_KEPT,
                    "bar_excludes": list(BAR_EXCLUDES), "fine_step": FINE},
     })
     MODEL_FILE.parent.mkdir(parents=True, exist_ok=True)
@@ -289,8 +342,9 @@ def main() -> int:
     print(f"wrote {MODEL_FILE.relative_to(ROOT)} ({MODEL_FILE.stat().st_size // 1024} KiB, "
           f"{len(model.space):,} features, version {model.version})")
     print(f"thresholds: {thresholds}")
-    print("out-of-fold (one writer's file left out at a time):",
-          {k: round(v, 3) for k, v in oof_figures.items()})
+    print(f"encoder: weight {weight}, {ENCODER_FILE.stat().st_size // 1024} KiB")
+    print("out-of-fold (one writer's file left out at a time; the encoder one fifth of the "
+          "writers at a time):", {k: round(v, 3) for k, v in oof_figures.items()})
     return 0
 
 

@@ -17,7 +17,8 @@ def test_the_wheel_ships_models_and_prompts(tmp_path):
     for required in ("app/_data/models/catalog.toml", "app/_data/prompts/companion.md",
                      "app/_data/prompts/safety/rules.toml", "app/_data/prompts/safety/resources.toml",
                      "app/_data/prompts/techniques/distortions.toml", "app/cli/main.py",
-                     "app/icons/haven.svg"):
+                     "app/icons/haven.svg", "app/safety/data/risk_model.npz",
+                     "app/safety/data/risk_encoder.onnx", "app/safety/data/risk_encoder_tokenizer.json"):
         assert required in names, required
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "haven = app.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

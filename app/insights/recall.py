@@ -169,8 +169,8 @@ def _level(text: str) -> str:
     """The risk check's level for an item's words, remembered for the life of the process
     by a digest of the words (never the words themselves). The same words always get the
     same level, and an edited item has new words, so nothing here can go stale; the same
-    few items come back turn after turn on a theme, and each check costs about a
-    millisecond."""
+    few items come back turn after turn on a theme, and each check costs a few
+    milliseconds."""
     key = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
     level = _LEVELS.get(key)
     if level is None:

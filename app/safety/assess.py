@@ -1,28 +1,34 @@
 """``assess_risk``: the deterministic check every user message passes before the model.
 
-Two halves, both independent of the chat model:
+Three readers, none of them the chat model:
 
 - the **rules** (``prompts/safety/rules.toml``): reviewed patterns with negation, idiom and
   past-tense handling; a match is explainable to the word;
-- the **trained model** (:mod:`app.safety.classifier`): a linear model over words,
-  character n-grams, lexicon constructs and the rule matches, which holds on wording
-  the rules never saw.
+- the **linear model** (:mod:`app.safety.classifier`): words, character n-grams, lexicon
+  constructs and the rule matches;
+- the **encoder** (:mod:`app.safety.encoder`): a small fine-tuned sentence encoder that
+  reads meaning, so a crisis in words nobody wrote down is still seen. Its reading is
+  averaged into the linear model's; it never decides alone.
 
-The level is the higher of the two, except that a rule's crisis needs the model's
-agreement to stay a crisis (see RULE_CRISIS_AGREEMENT). A long message is also scored in windows of a few
-sentences, so one sentence of crisis inside a page of ordinary news is not diluted.
+The level is the highest of what they find, except that a rule's crisis needs the linear
+model's agreement to stay a crisis (see RULE_CRISIS_AGREEMENT). A long message is also read
+in windows of a few sentences, so one sentence of crisis inside a page of ordinary news is
+not diluted.
 """
 
 from __future__ import annotations
 
 import bisect
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 
 from app.safety.classifier import RiskModel, risk_model
+from app.safety.encoder import RiskEncoder, encoder_reading
 from app.safety.features import FeatureSpace, rule_feature, sentences, windows
+from app.safety.normalise import Normalised
 from app.safety.rules import LEVELS, Hit, RuleSet, default_rules, feature_hits
 
 Level = Literal["none", "elevated", "crisis"]
@@ -79,9 +85,9 @@ def _chunks(text: str) -> list[tuple[int, str]]:
     ]
 
 
-def _model_readings(norm_text: str, hits: list[Hit], model: RiskModel):
-    """The model's reading of the whole message and, if it is long, of each window of
-    WINDOW_SENTENCES sentences: ((start, end) in the normalised text, Scored)."""
+def _model_vectors(norm_text: str, hits: list[Hit], model: RiskModel):
+    """What the linear model reads: the whole message and, if it is long, each window of
+    WINDOW_SENTENCES sentences, as ((start, end) in the normalised text, columns, counts)."""
     spans = sentences(norm_text) or [(0, len(norm_text))]
     parts = [model.space.sentence_columns(norm_text[s:e]) for s, e in spans]
     starts = [s for s, _ in spans]
@@ -90,24 +96,20 @@ def _model_readings(norm_text: str, hits: list[Hit], model: RiskModel):
         if column is not None:
             at = max(bisect.bisect_right(starts, hit.start) - 1, 0)
             parts[at] = FeatureSpace.merge([parts[at], _one(column)])
-    yield (spans[0][0], spans[-1][1]), model.score_columns(*FeatureSpace.merge(parts))
+    found = [((spans[0][0], spans[-1][1]), *FeatureSpace.merge(parts))]
     for first, start, end in windows(spans, WINDOW_SENTENCES):
-        window = FeatureSpace.merge(parts[first : first + WINDOW_SENTENCES])
-        yield (start, end), model.score_columns(*window)
+        found.append(((start, end), *FeatureSpace.merge(parts[first : first + WINDOW_SENTENCES])))
+    return found
 
 
 def _one(column: int):
     return np.array([column], dtype=np.int64), np.array([1.0])
 
 
-def assess_risk(text: str, rules: RuleSet | None = None, model: RiskModel | None = None) -> RiskAssessment:
-    """Return the risk level of ``text`` with the categories and spans that raised it."""
-    if not text or not text.strip():
-        return NO_RISK
-    rules = rules or default_rules()
-    model = model or risk_model()
+def _read_text(text: str, rules: RuleSet, model: RiskModel):
+    """The rules' evidence, and what the linear model reads, chunk by chunk."""
     evidence: list[Evidence] = []
-    best_p: tuple[float, float, float] | None = None
+    read: list[tuple[int, str, Normalised, list]] = []
     for offset, chunk in _chunks(text):
         norm = rules.normalise(chunk)
         hits = rules.hits(norm)
@@ -116,8 +118,41 @@ def assess_risk(text: str, rules: RuleSet | None = None, model: RiskModel | None
             evidence.append(Evidence(hit.rule.id, hit.rule.category, hit.level,  # type: ignore[arg-type]
                                      offset + start, offset + end, chunk[start:end],
                                      firm=hit.rule.firm))
-        for (s, e), scored in _model_readings(norm.text, hits, model):
+        read.append((offset, chunk, norm, _model_vectors(norm.text, hits, model)))
+    return evidence, read
+
+
+_SECOND_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="haven-risk-check")
+
+
+def assess_risk(text: str, rules: RuleSet | None = None, model: RiskModel | None = None,
+                encoder: RiskEncoder | None = None) -> RiskAssessment:
+    """Return the risk level of ``text`` with the categories and spans that raised it."""
+    if not text or not text.strip():
+        return NO_RISK
+    rules = rules or default_rules()
+    model = model or risk_model()
+    # The encoder reads the whole text once; each of the linear model's readings (the
+    # text, its windows) is then averaged with it. The rules and the linear model's
+    # features are worked out in a second thread meanwhile: onnxruntime lets go of the GIL
+    # while it runs, so the two overlap and a person waits for the slower one only.
+    # A model trained without the encoder never asks for it.
+    if model.stack_weight > 0:
+        pending = _SECOND_THREAD.submit(_read_text, text, rules, model)
+        encoded = encoder_reading(text, model.encoder_tokens, encoder)
+        evidence, read = pending.result()
+    else:
+        encoded = None
+        evidence, read = _read_text(text, rules, model)
+    if encoded is None and model.stack_weight > 0:
+        model = model.without_encoder()
+    best_p: tuple[float, float, float] | None = None
+    agreement = 0.0  # the linear model's own highest p(crisis), for RULE_CRISIS_AGREEMENT
+    for offset, chunk, norm, vectors in read:
+        for (s, e), cols, counts in vectors:
+            scored = model.score_columns(cols, counts, encoded)
             p = scored.probabilities
+            agreement = max(agreement, scored.linear[2])
             best_p = p if best_p is None else (min(best_p[0], p[0]), max(best_p[1], p[1]),
                                                max(best_p[2], p[2]))
             if scored.level == "none":
@@ -126,7 +161,7 @@ def assess_risk(text: str, rules: RuleSet | None = None, model: RiskModel | None
             evidence.append(Evidence("model", scored.category or "risk", scored.level,  # type: ignore[arg-type]
                                      offset + start, offset + end, chunk[start:end],
                                      scored.top_features))
-    if best_p is not None and best_p[2] < RULE_CRISIS_AGREEMENT:
+    if best_p is not None and agreement < RULE_CRISIS_AGREEMENT:
         evidence = [replace(e, level="elevated")
                     if e.rule != "model" and e.level == "crisis" and not e.firm else e
                     for e in evidence]

@@ -3,13 +3,15 @@
 The model ships in ``app/safety/data/risk_model.npz``, written by
 ``scripts/train_risk_model.py`` from the labelled data in ``tests/data/risk/``. It gives
 the probability that a message is none / elevated / crisis and, for risky messages, its
-most likely category; two thresholds (chosen at training time, recorded in the file) turn
-probabilities into a level. Scoring is a sparse dot product: deterministic, no model
-runtime, well under a millisecond for the linear part.
+most likely category; the encoder's reading of the same text (:mod:`app.safety.encoder`) is
+averaged in with the weight recorded in the file, and two thresholds (chosen at training
+time on the two together, also recorded) turn probabilities into a level. Scoring is a
+sparse dot product: deterministic, no model runtime, well under a millisecond.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.safety.encoder import stack
 from app.safety.features import FeatureSpace
 
 MODEL_FILE = Path(__file__).resolve().parent / "data" / "risk_model.npz"
@@ -35,6 +38,7 @@ class Scored:
     probabilities: tuple[float, float, float]  # none, elevated, crisis
     category: str | None
     top_features: tuple[str, ...]  # the features that pushed hardest towards the level
+    linear: tuple[float, float, float]  # the linear model's own probabilities, before the encoder
 
 
 class RiskModel:
@@ -53,6 +57,9 @@ class RiskModel:
         self.categories: list[str] = meta["categories"]
         self.crisis_threshold = float(meta["thresholds"]["crisis"])
         self.elevated_threshold = float(meta["thresholds"]["elevated"])
+        # The encoder's share of a reading (app.safety.encoder.stack); 0 = the linear model alone.
+        self.stack_weight = float(meta.get("encoder", {}).get("weight", 0.0))
+        self.encoder_tokens = int(meta.get("encoder", {}).get("tokens", 64))
 
     @classmethod
     def load(cls, path: Path = MODEL_FILE) -> RiskModel:
@@ -76,6 +83,16 @@ class RiskModel:
         np.savez_compressed(path, meta=np.array(json.dumps(self.meta, sort_keys=True)),
                             names=np.array("\n".join(self.space.names)), **arrays)
 
+    def without_encoder(self) -> RiskModel:
+        """The linear model alone, at the thresholds the policy chose for it alone: what the
+        check falls back to when the encoder cannot run (a little less sharp, never off)."""
+        alone = copy.copy(self)
+        alone.stack_weight = 0.0
+        chosen = self.meta.get("thresholds_linear_alone", self.meta["thresholds"])
+        alone.crisis_threshold = float(chosen["crisis"])
+        alone.elevated_threshold = float(chosen["elevated"])
+        return alone
+
     @property
     def version(self) -> str:
         return str(self.meta["version"])
@@ -88,17 +105,21 @@ class RiskModel:
             return "elevated"
         return "none"
 
-    def score_columns(self, cols: np.ndarray, counts: np.ndarray) -> Scored:
+    def score_columns(self, cols: np.ndarray, counts: np.ndarray,
+                      encoded: tuple[float, float] | None = None) -> Scored:
         """Score a message given as distinct feature columns and their counts.
 
         Two logistic models: p(risk) (elevated or crisis, against none) and p(crisis);
-        p(crisis) is capped by p(risk) so the three probabilities stay ordered.
+        p(crisis) is capped by p(risk) so the three probabilities stay ordered. With the
+        encoder's reading of the whole text (``encoded``), the two are averaged in.
         """
         values = self.space.weigh(cols, counts)
         z = self.coef[:, cols] @ values + self.intercept
         p_risk, p_crisis = 1.0 / (1.0 + np.exp(-z))
         p_crisis = min(p_crisis, p_risk)
-        p = (1.0 - p_risk, p_risk - p_crisis, p_crisis)
+        p = linear = (1.0 - p_risk, p_risk - p_crisis, p_crisis)
+        if encoded is not None and self.stack_weight > 0:
+            p = stack(p, encoded, self.stack_weight)
         level = self.level_of(p)
         category = None
         top: tuple[str, ...] = ()
@@ -108,7 +129,8 @@ class RiskModel:
             push = self.coef[1 if level == "crisis" else 0, cols] * values
             order = np.argsort(-push)[:5]
             top = tuple(self.space.names[cols[i]] for i in order if push[i] > 0)
-        return Scored(level, (float(p[0]), float(p[1]), float(p[2])), category, top)
+        return Scored(level, (float(p[0]), float(p[1]), float(p[2])), category, top,
+                      (float(linear[0]), float(linear[1]), float(linear[2])))
 
     def score(self, counts: Counter) -> Scored:
         """Score a message given as named feature counts."""
