@@ -125,3 +125,25 @@ def test_the_app_decides_as_the_thresholds_were_chosen():
         stacked = stack(linear.probabilities, encoder.read(example.text), model.stack_weight)
         expected = decide([(linear.level, stacked)], model.crisis_threshold, model.elevated_threshold)
         assert assess_risk(example.text).level == expected, example.text
+
+
+def test_the_check_is_ready_before_the_first_message(monkeypatch, caplog):
+    # the app and `haven chat` load it while the first screen is read or the passphrase
+    # typed, so that the first message does not wait a third of a second for it
+    import app.conversation.service as service
+
+    risk_model.cache_clear()
+    risk_encoder.cache_clear()
+    service.prepare_risk_check_early().join(timeout=60)
+    assert risk_model.cache_info().currsize == 1
+    assert risk_encoder.cache_info().currsize == 1
+    assert risk_encoder(risk_model().encoder_tokens) is not None
+
+    def fails() -> None:
+        raise RuntimeError("onnxruntime: bad allocation")
+
+    monkeypatch.setattr(service, "prepare_risk_check", fails)
+    with caplog.at_level("ERROR"):
+        service.prepare_risk_check_early().join(timeout=60)  # logged, never raised
+    assert "could not be prepared early" in caplog.text
+    assert assess_risk("i took 30 of my sleeping pills an hour ago").level == "crisis"

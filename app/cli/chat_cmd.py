@@ -28,7 +28,7 @@ from app.conversation.events import (
     ScreenerQuestion,
     Token,
 )
-from app.conversation.service import HavenService
+from app.conversation.service import HavenService, prepare_risk_check_early
 from app.llm import EngineState
 from app.runtime import NoModelSelected, quiet_terminal, selected_model_spec, start_engine
 from app.safety.resources import format_resources
@@ -103,6 +103,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         spec = selected_model_spec(ctx.paths, ctx.settings, args.model, args.chat_format)
     except NoModelSelected as exc:
         spec, no_model = None, str(exc)
+    prepare_risk_check_early()  # while the passphrase is typed
     journal = open_journal(ctx)
     # the same service as the app: it owns the journal, the engine and the session
     service = HavenService(ctx.paths, ctx.settings, journal,

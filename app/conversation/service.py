@@ -53,6 +53,7 @@ from app.modelhub.importer import ImportError_, import_gguf
 from app.modelhub.registry import ModelRegistry, RegistryError
 from app.paths import DataPaths
 from app.runtime import NoModelSelected, selected_model_spec, start_engine
+from app.safety import prepare_risk_check
 from app.settings import Settings, save_settings
 from app.store import DiskFull, Journal, JournalError, WrongPassphrase
 from app.store.records import (
@@ -147,6 +148,21 @@ def model_file_needs_format(path: Path) -> bool:
     except GGUFError as exc:
         raise ModelError(str(exc)) from exc
     return info.chat_template is None
+
+
+def prepare_risk_check_early() -> threading.Thread:
+    """Load the risk check in the background while the person reads the first screen or
+    types their passphrase; it needs no journal and no model. A failure here is only
+    logged: the first message then loads the check itself (and falls back as it says)."""
+    def run() -> None:
+        try:
+            prepare_risk_check()
+        except Exception:
+            log.exception("the risk check could not be prepared early")
+
+    thread = threading.Thread(target=run, name="haven-risk-check-early", daemon=True)
+    thread.start()
+    return thread
 
 
 def journal_exists(paths: DataPaths) -> bool:

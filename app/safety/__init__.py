@@ -5,7 +5,7 @@ Contract: ``app.safety.assess_risk(text)`` returns an object whose ``.level`` is
 type for a whole session (the person's messages, oldest first).
 """
 
-from app.safety.assess import Evidence, RiskAssessment, assess_risk
+from app.safety.assess import Evidence, RiskAssessment, assess_risk, prepare_risk_check
 from app.safety.conversation import assess_conversation
 from app.safety.output_check import ReplyCheck, check_reply
 from app.safety.resources import CrisisService, resources_for
@@ -18,5 +18,6 @@ __all__ = [
     "assess_conversation",
     "assess_risk",
     "check_reply",
+    "prepare_risk_check",
     "resources_for",
 ]

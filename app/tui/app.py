@@ -22,6 +22,7 @@ from app.conversation.service import (
     EngineFactory,
     HavenService,
     journal_exists,
+    prepare_risk_check_early,
     real_engine,
 )
 from app.paths import DataPaths
@@ -80,6 +81,7 @@ class HavenApp(App):
     # ---- start-up ------------------------------------------------------------------------
 
     def on_mount(self) -> None:
+        prepare_risk_check_early()  # the first message must not wait for it
         self.theme = self.settings.theme if self.settings.theme in self.available_themes else "textual-dark"
         from app.tui.screens.unlock import CreatePassphraseScreen, UnlockScreen
         from app.tui.screens.welcome import WelcomeScreen
