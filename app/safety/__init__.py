@@ -5,9 +5,10 @@ Contract: ``app.safety.assess_risk(text)`` returns an object whose ``.level`` is
 type for a whole session (the person's messages, oldest first).
 """
 
-from app.safety.assess import Evidence, RiskAssessment, assess_risk, prepare_risk_check
+from app.safety.assess import Evidence, RiskAssessment, assess_risk
 from app.safety.conversation import assess_conversation
 from app.safety.output_check import ReplyCheck, check_reply
+from app.safety.prepare import prepare_risk_check
 from app.safety.resources import CrisisService, resources_for
 
 __all__ = [

@@ -172,11 +172,3 @@ def assess_risk(text: str, rules: RuleSet | None = None, model: RiskModel | None
     categories = tuple(dict.fromkeys(e.category for e in top))
     return RiskAssessment(level=level, categories=categories, evidence=tuple(evidence),
                           probabilities=best_p)
-
-
-def prepare_risk_check() -> None:
-    """Load the rules, the model and the encoder, and read one short text, so that the first
-    message a person sends is not the one that waits for them (about a third of a second on
-    a fast machine). Safe to call from any thread, more than once."""
-    assess_risk("Getting ready.")
-
