@@ -4,7 +4,10 @@ is decided" in tests/data/risk/README.md.
 Usage: python scripts/risk_compare.py BASE.npz [CANDIDATE.npz] [--only PREFIX ...]
 
 BASE is the model to beat, e.g. ``git show HEAD:app/safety/data/risk_model.npz > base.npz``
-before retraining; CANDIDATE defaults to the model in this tree. Both are read with this
+before retraining; CANDIDATE defaults to the model in this tree. A model that reads with an
+encoder reads with the ONNX file beside it (``base.onnx`` beside ``base.npz``: ``git show
+HEAD:app/safety/data/risk_encoder.onnx > base.onnx``), else with this tree's, and only if
+that is the file it was fitted with (its sha256 is in the model). Both are read with this
 tree's rules and features, so this compares models whose code is the same (a change of data
 or settings). ``--only heldout/h14 heldout/h10`` restricts the lines to the pool. Prints
 counts and z only, never a line's text, so a fresh set stays unread.
@@ -12,6 +15,7 @@ counts and z only, never a line's text, so a fresh set stays unread.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import sys
 from pathlib import Path
@@ -20,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.safety.classifier import MODEL_FILE, RiskModel  # noqa: E402
+from app.safety.encoder import ENCODER_FILE, TOKENIZER_FILE, RiskEncoder  # noqa: E402
 from scripts.risk_data import held_out_examples  # noqa: E402
 from scripts.risk_report import judge  # noqa: E402
 
@@ -44,6 +49,18 @@ def paired(base: list[str], cand: list[str], ok: set[str]) -> tuple[int, int, in
     return sum(old in ok for old in base), sum(new in ok for new in cand), b, c, z
 
 
+def encoder_for(model: RiskModel, path: Path) -> RiskEncoder | None:
+    """The encoder ``model`` was fitted with: the ONNX file beside it, else this tree's."""
+    if model.stack_weight == 0:
+        return None
+    beside = path.with_suffix(".onnx")
+    found = beside if beside.exists() else ENCODER_FILE
+    if hashlib.sha256(found.read_bytes()).hexdigest() != model.meta["encoder"]["sha256"]:
+        raise SystemExit(f"{path.name} was fitted with another encoder than {found}: "
+                         f"put its own as {beside}")
+    return RiskEncoder(found, TOKENIZER_FILE, model.encoder_tokens)
+
+
 def main(argv: list[str]) -> int:
     only = tuple(argv[argv.index("--only") + 1:]) if "--only" in argv else ("",)
     paths = argv[: argv.index("--only")] if "--only" in argv else argv
@@ -51,10 +68,12 @@ def main(argv: list[str]) -> int:
         print(next(line for line in __doc__.splitlines() if line.startswith("Usage")),
               file=sys.stderr)
         return 2
-    base = RiskModel.load(Path(paths[0]))
-    cand = RiskModel.load(Path(paths[1]) if len(paths) == 2 else MODEL_FILE)
+    base_path = Path(paths[0])
+    cand_path = Path(paths[1]) if len(paths) == 2 else MODEL_FILE
+    base, cand = RiskModel.load(base_path), RiskModel.load(cand_path)
+    base_encoder, cand_encoder = encoder_for(base, base_path), encoder_for(cand, cand_path)
     examples = [e for e in held_out_examples() if e.source.startswith(only)]
-    levels = [(e, judge(e, base), judge(e, cand)) for e in examples]
+    levels = [(e, judge(e, base, base_encoder), judge(e, cand, cand_encoder)) for e in examples]
     print(f"{base.version} (base) against {cand.version} (candidate), {len(examples)} lines")
     z_of = {}
     for name, (label, ok, sessions) in MEASURES.items():

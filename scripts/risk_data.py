@@ -73,17 +73,17 @@ def split(examples: list[Example]) -> tuple[list[Example], list[Example]]:
 
 
 def training_examples() -> list[Example]:
-    """Everything training may read: the corpus minus its test lines, plus ``extra/``."""
+    """Everything training may read: ``corpus/``, ``extra/`` and ``retired/`` minus their test lines."""
     train: list[Example] = []
-    for path in _files("corpus") + _files("extra"):
+    for path in _files("corpus") + _files("extra") + _files("retired"):
         train.extend(split(read_file(path))[0])
     return _dedupe(train)
 
 
 def held_out_examples() -> list[Example]:
-    """The held-out lines: the corpus's test split and every file in ``heldout/``."""
+    """The held-out lines: the test split of the training folders and every file in ``heldout/``."""
     test: list[Example] = []
-    for path in _files("corpus") + _files("extra"):
+    for path in _files("corpus") + _files("extra") + _files("retired"):
         test.extend(split(read_file(path))[1])
     for path in _files("heldout"):
         test.extend(read_file(path))
@@ -109,7 +109,7 @@ def _dedupe(examples: list[Example]) -> list[Example]:
 def data_digest() -> str:
     """A fingerprint of every file training reads (the trained model records it)."""
     digest = hashlib.sha256()
-    for path in _files("corpus") + _files("extra"):
+    for path in _files("corpus") + _files("extra") + _files("retired"):
         digest.update(path.relative_to(DATA).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()

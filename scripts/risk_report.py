@@ -2,21 +2,20 @@
 
 Usage: python scripts/risk_report.py [--misses N] [--json] [--all]
 
-The held-out lines are the corpus's test split (every fifth line of each label, see
-scripts/risk_data.py) and every file in tests/data/risk/heldout/ (written by writers
-whose text training never saw). A single message is judged with ``assess_risk``; a
+The held-out lines are the test split of the training folders (one line in five, chosen by
+its own text, see scripts/risk_data.py) and every file in tests/data/risk/heldout/ (written
+by writers whose text training never saw). A single message is judged with ``assess_risk``; a
 sequence (several messages of one session) with ``assess_conversation``. ``--all`` also
 prints the figures per source file.
 
-The list of worst misses shows text only from sets already read while building the check
-(the test split and ``h1`` to ``h9``). From ``h10`` on, a held-out set is kept unread, so
-that it can still decide a later round: its misses are counted, never printed.
+The list of worst misses shows text only from sets already read or trained on (the test
+split, ``retired/`` included). A set in ``heldout/`` is kept unread, so that it can still
+decide a later round: its misses are counted, never printed.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from collections import defaultdict
@@ -27,15 +26,14 @@ sys.path.insert(0, str(ROOT))
 
 from app.safety import assess_conversation, assess_risk  # noqa: E402
 from app.safety.classifier import RiskModel  # noqa: E402
+from app.safety.encoder import RiskEncoder  # noqa: E402
 from scripts.risk_data import LEVELS, Example, held_out_examples  # noqa: E402
-
-FIRST_UNREAD_SET = 10  # heldout/h10 and later: counted, never printed
 
 
 def readable(source: str) -> bool:
-    """May a line from this source be printed? Not from an unread held-out set."""
-    found = re.match(r"heldout/h(\d+)", source)
-    return found is None or int(found.group(1)) < FIRST_UNREAD_SET
+    """May a line from this source be printed? Not from a held-out set (h1 to h16, read
+    or decided earlier, were moved to retired/ in round 17 and trained on)."""
+    return not source.startswith("heldout/")
 
 
 TARGETS = {  # issue 11: what the check must reach on text it has never seen
@@ -44,11 +42,11 @@ TARGETS = {  # issue 11: what the check must reach on text it has never seen
 }
 
 
-def judge(example: Example, model: RiskModel | None = None) -> str:
-    """The level Haven gives a line (the shipped model unless ``model`` is given)."""
+def judge(example: Example, model: RiskModel | None = None, encoder: RiskEncoder | None = None) -> str:
+    """The level Haven gives a line (the shipped model and encoder unless given)."""
     if example.is_sequence:
-        return assess_conversation(example.messages, model=model).level
-    return assess_risk(example.text, model=model).level
+        return assess_conversation(example.messages, model=model, encoder=encoder).level
+    return assess_risk(example.text, model=model, encoder=encoder).level
 
 
 def _share(pairs: list[tuple[str, str]], truth: str, ok: set[str]) -> tuple[float, int]:

@@ -5,15 +5,16 @@ Usage: python scripts/train_risk_model.py [--sweep] [--oof FILE]
 ``--sweep`` prints the out-of-fold figures for every pair of thresholds; ``--oof FILE``
 writes each training line's out-of-fold reading as JSON lines (for error analysis).
 
-1. Every training line (scripts/risk_data.py: the corpus minus its test split, plus
-   extra/) becomes feature counts exactly as ``assess_risk`` computes them; an ordinary
+1. Every training line (scripts/risk_data.py: corpus/, extra/ and retired/ minus their
+   test split) becomes feature counts exactly as ``assess_risk`` computes them; an ordinary
    line's sentence windows become ordinary rows too (see ``rows_of``).
-2. Out-of-fold predictions, leaving out one source file (one writer) at a time, run through
-   the real ``assess_risk`` (rules + model + sentence windows). The two thresholds are
-   chosen on these predictions by the policy below: never on the test split.
-3. The encoder (scripts/train_risk_encoder.py) gives its own out-of-fold readings, five
-   encoders each trained without one fifth of the writers, and is trained on every line;
-   both are kept and reused while their inputs are unchanged (fine-tuning takes about 50
+2. Out-of-fold predictions, leaving out one writer's files at a time (two at a time, in
+   forked processes: about 11 minutes on 2 cores), run through the real ``assess_risk``
+   (rules + model + sentence windows). The two thresholds are chosen on these predictions
+   by the policy below: never on the test split.
+3. The encoder (scripts/train_risk_encoder.py) gives its own out-of-fold readings, three
+   encoders each trained without a third of the writers, and is trained on every line;
+   both are kept and reused while their inputs are unchanged (fine-tuning takes about 40
    minutes). The thresholds and the encoder's weight are chosen on the two readings stacked
    (app.safety.encoder.stack), by the same policy; the linear model's own thresholds are kept
    too, for a machine where the encoder cannot run.
@@ -30,9 +31,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +43,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app.modelhub.registry import sha256_of  # noqa: E402
 from app.safety.assess import WINDOW_SENTENCES, assess_risk  # noqa: E402
 from app.safety.classifier import FORMAT_VERSION, MODEL_FILE, RiskModel  # noqa: E402
 from app.safety.conversation import JOINER, readings  # noqa: E402
@@ -47,7 +51,7 @@ from app.safety.encoder import ENCODER_FILE, stack  # noqa: E402
 from app.safety.features import feature_counts, sentences, windows  # noqa: E402
 from app.safety.rules import LEVELS, default_rules, feature_hits  # noqa: E402
 from scripts.risk_data import Example, data_digest, training_examples  # noqa: E402
-from scripts.train_risk_encoder import SETTINGS, encoder_readings, file_sha256  # noqa: E402
+from scripts.train_risk_encoder import SETTINGS, encoder_readings  # noqa: E402
 
 C = 8.0  # inverse regularisation of the logistic regressions
 MIN_DF = 2  # a word or n-gram must appear in two training lines to count
@@ -62,8 +66,15 @@ MAX_NONE_AS_CRISIS = 0.04
 # sessions (round 16: 382 against 455 of 695 out of fold, under the two bars above). This
 # is round 14's own out-of-fold figure (0.655), rounded down; measured on every ordinary
 # training session, the twin-heavy files' too, since they are the sessions that open with
-# a line that sounds like a crisis.
+# a line that sounds like a crisis. Not on RETIRED's sessions (below).
 MIN_SESSIONS_KEPT = 0.65
+# Ordinary messages kept on every ordinary line the check was trained on before round 17,
+# the twin-heavy files included: round 16b's own out-of-fold figure (0.8716) less 0.005,
+# rounded up. The lines added in round 17 made the readers better at every point of the
+# curve, yet under the bars above the old twin-heavy lines paid for it (decisions/round17.md);
+# new writers must not cost the lines the check already held. Applies to the stacked reading
+# (the linear model alone, a fallback, keeps the bars above).
+MIN_HELD_KEPT = 0.867
 # The bar is measured on the lines it was set on. Files written later as deliberately hard
 # twins of risky lines (same words, ordinary meaning) teach the model, but would raise the
 # bar by their hardness alone: on round 5's files it moved the crisis threshold up and cost
@@ -71,7 +82,12 @@ MIN_SESSIONS_KEPT = 0.65
 # (za_ to zg_, and zk_ and zl_ of round 10) are of the same kind. Lines from files starting
 # with these prefixes count for recall, not for the bar.
 BAR_EXCLUDES = ("extra/y_", "extra/z_", "extra/za_", "extra/zb_", "extra/zc_", "extra/zd_",
-                "extra/ze_", "extra/zf_", "extra/zg_", "extra/zk_", "extra/zl_")
+                "extra/ze_", "extra/zf_", "extra/zg_", "extra/zk_", "extra/zl_", "retired/")
+# The held-out sets trained on from round 17 were written after both bars were set, and
+# are easier to keep ordinary than the lines the bars were set on (out of fold, 0.913
+# against 0.865): counted in the bars, they let the thresholds fall and the old lines pay
+# (round 17's first candidate, decisions/round17.md). They count for recall only.
+RETIRED = "retired/"
 GRID = [round(x, 3) for x in np.arange(0.05, 0.951, 0.025)]
 FINE, FINE_SPAN = 0.005, 0.025  # then this step, this far either side of GRID's choice
 
@@ -202,18 +218,44 @@ def _weights(target: np.ndarray, rows: list[Row]) -> np.ndarray:
     return weights * len(rows)
 
 
-def out_of_fold(examples: list[Example], rows: list[Row]) -> list[list[tuple[str, tuple]]]:
-    """Each line's readings (rule-only level, model probabilities), from a model that never
-    saw its file: one for a message, several for a session (as ``assess_conversation``)."""
+def left_out_together(source: str) -> str:
+    """The unit out-of-fold leaves out at once: a source file, with a writer's messages,
+    sessions and questions files (``h4a_messages``, ``h4a_sequences`` …) counted as one."""
+    return re.sub(r"_(messages|sequences|questions)(?=\.tsv$)", "", source)
+
+
+_FOLD_INPUTS: tuple[list[Example], list[Row]] = ([], [])  # read by the forked workers
+
+
+def _fold_readings(unit: str) -> list[tuple[int, list[tuple[str, tuple]]]]:
+    from threadpoolctl import threadpool_limits
+
+    examples, rows = _FOLD_INPUTS
     never = {"crisis": 2.0, "elevated": 2.0}  # the fold models report probabilities only
+    with threadpool_limits(1):
+        model = fit([r for r in rows if left_out_together(r.source) != unit], never,
+                    with_categories=False)
+    out = []
+    for i, example in enumerate(examples):
+        if left_out_together(example.source) == unit:
+            found = (readings(example.messages, model) if example.is_sequence
+                     else [assess_risk(example.text, model=model)])
+            out.append((i, [(r.level, r.probabilities) for r in found]))
+    return out
+
+
+def out_of_fold(examples: list[Example], rows: list[Row], jobs: int = 2) -> list[list[tuple[str, tuple]]]:
+    """Each line's readings (rule-only level, model probabilities), from a model that never
+    saw its writer's file: one for a message, several for a session (as
+    ``assess_conversation``). The folds run ``jobs`` at a time, in forked processes."""
+    global _FOLD_INPUTS
+    _FOLD_INPUTS = (examples, rows)
+    units = sorted({left_out_together(e.source) for e in examples})
     out: list = [None] * len(examples)
-    for source in sorted({e.source for e in examples}):
-        model = fit([r for r in rows if r.source != source], never, with_categories=False)
-        for i, example in enumerate(examples):
-            if example.source == source:
-                found = (readings(example.messages, model) if example.is_sequence
-                         else [assess_risk(example.text, model=model)])
-                out[i] = [(r.level, r.probabilities) for r in found]
+    with get_context("fork").Pool(jobs) as pool:
+        for found in pool.imap_unordered(_fold_readings, units):
+            for i, reading in found:
+                out[i] = reading
     return out
 
 
@@ -246,17 +288,20 @@ def figures(labels: list[str], predicted: list[str]) -> dict[str, float]:
 
 
 def choose_thresholds(labels: list[str], oof: list, show: bool = False,
-                      on_bar: list[bool] | None = None, sessions: list[bool] | None = None):
+                      on_bar: list[bool] | None = None, sessions: list[bool] | None = None,
+                      held: list[bool] | None = None):
     """The policy on GRID, then again in FINE steps around the pair it chose: the bar sits
     so close to the figures that a whole GRID step can cost a point of crisis recall."""
-    coarse, _ = _best_on(labels, oof, GRID, GRID, show, on_bar, sessions)
+    coarse, _ = _best_on(labels, oof, GRID, GRID, show, on_bar, sessions, held)
     near = [round(x, 3) for x in np.arange(-FINE_SPAN, FINE_SPAN + 1e-9, FINE)]
     return _best_on(labels, oof, [round(coarse["crisis"] + d, 3) for d in near],
-                    [round(coarse["elevated"] + d, 3) for d in near], False, on_bar, sessions)
+                    [round(coarse["elevated"] + d, 3) for d in near], False, on_bar, sessions, held)
 
 
-def _best_on(labels, oof, crisis_grid, elevated_grid, show, on_bar, sessions=None):
+def _best_on(labels, oof, crisis_grid, elevated_grid, show, on_bar, sessions=None, held=None):
     best = None
+    held_ordinary = [r for r, label, old in zip(oof, labels, held or [False] * len(labels), strict=True)
+                     if old and label == "none"]
     on_bar = on_bar or [True] * len(labels)
     ordinary_sessions = [r for r, label, session in zip(oof, labels, sessions or [False] * len(labels),
                                                         strict=True) if session and label == "none"]
@@ -275,6 +320,9 @@ def _best_on(labels, oof, crisis_grid, elevated_grid, show, on_bar, sessions=Non
             if ordinary_sessions and sum(decide(r, crisis, elevated) == "none" for r in ordinary_sessions
                                          ) / len(ordinary_sessions) < MIN_SESSIONS_KEPT:
                 continue
+            if held_ordinary and sum(decide(r, crisis, elevated) == "none" for r in held_ordinary
+                                     ) / len(held_ordinary) < MIN_HELD_KEPT:
+                continue
             key = (round(f["crisis_recall"], 3), round(f["crisis_flagged"], 3),
                    round(f["elevated_or_higher"], 3), round(f["none_kept"], 3))
             if best is None or key > best[0]:
@@ -285,17 +333,23 @@ def _best_on(labels, oof, crisis_grid, elevated_grid, show, on_bar, sessions=Non
 
 
 def stacked(oof: list, encoded: list, weight: float) -> list:
-    """Each reading's linear probabilities with the encoder's reading of the same text."""
-    return [[(level, stack(p, e, weight)) for (level, p), e in zip(line, enc, strict=True)]
+    """Each reading's linear probabilities with the encoder's reading of the same text (a
+    text the readers do not read, an everyday goodbye, stays without probabilities)."""
+    return [[(level, None if p is None else stack(p, e, weight))
+             for (level, p), e in zip(line, enc, strict=True)]
             for line, enc in zip(oof, encoded, strict=True)]
 
 
-def choose_weight(labels: list[str], oof: list, encoded: list, on_bar: list[bool], sessions: list[bool]):
-    """(weight, thresholds, figures) of the STACK_WEIGHTS with the best policy figures."""
+def choose_weight(labels: list[str], oof: list, encoded: list, on_bar: list[bool], sessions: list[bool],
+                  held: list[bool], show: bool = False):
+    """(weight, thresholds, figures) of the STACK_WEIGHTS with the best policy figures;
+    ``show`` prints each weight's sweep over the thresholds as it goes."""
     best = None
     for weight in STACK_WEIGHTS:
-        thresholds, found = choose_thresholds(labels, stacked(oof, encoded, weight), on_bar=on_bar,
-                                              sessions=sessions)
+        if show:
+            print(f"sweep, encoder weight {weight}:")
+        thresholds, found = choose_thresholds(labels, stacked(oof, encoded, weight), show=show,
+                                              on_bar=on_bar, sessions=sessions, held=held)
         key = tuple(round(found[k], 3) for k in ("crisis_recall", "crisis_flagged",
                                                   "elevated_or_higher", "none_kept"))
         print(f"encoder weight {weight}: {thresholds}", {k: round(v, 4) for k, v in found.items()})
@@ -309,14 +363,13 @@ def main() -> int:
     rows = [row for e in examples for row in rows_of(e)]
     labels = [e.label for e in examples]
     on_bar = [not e.source.startswith(BAR_EXCLUDES) for e in examples]
-    sessions = [e.is_sequence for e in examples]
-    encoded = encoder_readings(examples)  # first: reused in seconds, or 50 minutes
+    sessions = [e.is_sequence and not e.source.startswith(RETIRED) for e in examples]  # for the bar
+    encoded = encoder_readings(examples)  # first: reused in seconds, or 40 minutes
     oof = out_of_fold(examples, rows)
     linear_thresholds, linear_figures = choose_thresholds(labels, oof, on_bar=on_bar, sessions=sessions)
-    weight, thresholds, oof_figures = choose_weight(labels, oof, encoded, on_bar, sessions)
-    if "--sweep" in sys.argv:
-        choose_thresholds(labels, stacked(oof, encoded, weight), show=True, on_bar=on_bar,
-                          sessions=sessions)
+    held = [not e.source.startswith(RETIRED) for e in examples]  # for MIN_HELD_KEPT
+    weight, thresholds, oof_figures = choose_weight(labels, oof, encoded, on_bar, sessions, held,
+                                                    show="--sweep" in sys.argv)
     if "--oof" in sys.argv:
         with open(sys.argv[sys.argv.index("--oof") + 1], "w", encoding="utf-8") as out:
             for example, found, enc in zip(examples, oof, encoded, strict=True):
@@ -332,9 +385,10 @@ def main() -> int:
         "out_of_fold": {k: round(v, 4) for k, v in oof_figures.items()},
         "out_of_fold_linear_alone": {k: round(v, 4) for k, v in linear_figures.items()},
         "thresholds_linear_alone": linear_thresholds,  # if the encoder cannot run
-        "encoder": {"weight": weight, "sha256": file_sha256(ENCODER_FILE), **SETTINGS},
+        "encoder": {"weight": weight, "sha256": sha256_of(ENCODER_FILE), **SETTINGS},
         "policy": {"min_none_kept": MIN_NONE_KEPT, "max_none_as_crisis": MAX_NONE_AS_CRISIS,
-                   "min_sessions_kept": MIN_SESSIONS_KEPT,
+                   "min_sessions_kept": MIN_SESSIONS_KEPT, "sessions_bar_excludes": [RETIRED],
+                   "min_held_kept": MIN_HELD_KEPT,
                    "bar_excludes": list(BAR_EXCLUDES), "fine_step": FINE},
     })
     MODEL_FILE.parent.mkdir(parents=True, exist_ok=True)
@@ -343,8 +397,9 @@ def main() -> int:
           f"{len(model.space):,} features, version {model.version})")
     print(f"thresholds: {thresholds}")
     print(f"encoder: weight {weight}, {ENCODER_FILE.stat().st_size // 1024} KiB")
-    print("out-of-fold (one writer's file left out at a time; the encoder one fifth of the "
-          "writers at a time):", {k: round(v, 3) for k, v in oof_figures.items()})
+    print("out-of-fold (one writer's files left out at a time; the encoder "
+          f"one of {SETTINGS['folds']} groups of writers at a time):",
+          {k: round(v, 3) for k, v in oof_figures.items()})
     return 0
 
 

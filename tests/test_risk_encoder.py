@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 
 import pytest
 
+from app.modelhub.registry import sha256_of
 from app.safety import assess_risk
 from app.safety.classifier import risk_model
 from app.safety.encoder import (
@@ -19,15 +21,15 @@ from app.safety.encoder import (
     stack,
 )
 from scripts.risk_data import training_examples
-from scripts.train_risk_encoder import ENCODER_OOF, SETTINGS, TOKENIZER_SHA256, digest, file_sha256
+from scripts.train_risk_encoder import ENCODER_OOF, SETTINGS, TOKENIZER_SHA256, digest
 
 
 def test_the_shipped_encoder_is_the_one_the_model_was_fitted_with():
     meta = risk_model().meta["encoder"]
     assert meta["weight"] > 0
-    assert meta["sha256"] == file_sha256(ENCODER_FILE), (
+    assert meta["sha256"] == sha256_of(ENCODER_FILE), (
         "risk_encoder.onnx is not the file the thresholds were chosen for")
-    assert file_sha256(TOKENIZER_FILE) == TOKENIZER_SHA256
+    assert sha256_of(TOKENIZER_FILE) == TOKENIZER_SHA256
     with gzip.open(ENCODER_OOF, "rt", encoding="utf-8") as f:
         kept = json.load(f)
     # fails when the training lines or the encoder's code change and nobody re-ran
@@ -147,3 +149,29 @@ def test_the_check_is_ready_before_the_first_message(monkeypatch, caplog):
         service.prepare_risk_check_early().join(timeout=60)  # logged, never raised
     assert "could not be prepared early" in caplog.text
     assert assess_risk("i took 30 of my sleeping pills an hour ago").level == "crisis"
+
+
+def test_a_first_message_during_the_early_load_waits_for_it_rather_than_loading_twice(monkeypatch):
+    # the early load and a first message can ask for the model and the encoder at the same
+    # moment: one load, one copy in memory, the same check for both
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.safety.classifier import RiskModel
+
+    loads: list[int] = []
+    real_load = RiskModel.load
+
+    def slow_load(*args, **kwargs):
+        loads.append(1)
+        time.sleep(0.2)  # a cold disk: the second caller arrives while this one reads
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(RiskModel, "load", staticmethod(slow_load))
+    risk_model.cache_clear()
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            first, second = pool.map(lambda _: risk_model(), range(2))
+        assert first is second
+        assert len(loads) == 1
+    finally:
+        risk_model.cache_clear()

@@ -8,10 +8,10 @@ import tomllib
 
 import pytest
 
-from app.safety import assess_risk, check_reply, resources_for
+from app.safety import assess_conversation, assess_risk, check_reply, resources_for
 from app.safety.output_check import ReplyGuard
 from app.safety.resources import all_resources, countries
-from app.safety.rules import LEVELS
+from app.safety.rules import LEVELS, default_rules
 from tests.conftest import ROOT
 
 
@@ -38,19 +38,19 @@ def test_the_report_script_prints_the_figures():
     unread = [line.split("\t")[2] for path in (ROOT / "tests" / "data" / "risk" / "heldout").glob("h*.tsv")
               if int(path.name[1:].split("_")[0].rstrip("abc")) >= 10
               for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    assert len(unread) > 5000
+    assert len(unread) > 4000
     assert not [text for text in unread if len(text) > 40 and text[:157] in out]
 
 
 def test_the_compare_script_judges_a_model_against_itself_as_no_change_and_prints_no_text():
     model = ROOT / "app" / "safety" / "data" / "risk_model.npz"
     out = subprocess.run([sys.executable, "scripts/risk_compare.py", str(model), "--only",
-                          "heldout/h14a"], cwd=ROOT, capture_output=True, text=True,
+                          "heldout/h20a"], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout
     assert out.count("b=   0 c=   0  z=+0.00") == 6
     assert "rule 2 (no measure below z -1.0): met" in out
     assert "rule 3 (a gain of z >= 1.645): NOT met" in out
-    first = (ROOT / "tests" / "data" / "risk" / "heldout" / "h14a_messages.tsv").read_text(
+    first = (ROOT / "tests" / "data" / "risk" / "heldout" / "h20a_messages.tsv").read_text(
         encoding="utf-8").splitlines()[0].split("\t")[2]
     assert first not in out  # a fresh set stays unread
 
@@ -99,6 +99,34 @@ def test_an_overdose_an_amount_or_saved_medicine_told_with_a_number_or_a_name_is
 ])
 def test_the_same_words_in_everyday_life_are_not_a_crisis(text):
     assert assess_risk(text).level != "crisis"
+
+
+@pytest.mark.parametrize("text", [
+    "goodbye haven see you tomorrow",
+    "Thanks Haven! I'll talk to you tomorrow :)",
+    "ok bye, see you later x",
+    "night night haven, I will be back in the morning",
+])
+def test_an_everyday_goodbye_to_haven_is_left_alone(text):
+    assert assess_risk(text).level == "none"
+
+
+@pytest.mark.parametrize("text", [
+    "Goodbye. See you on the other side",
+    "goodbye haven, you won't see me tomorrow",
+    "bye haven see you tomorrow. or not",
+    "see you soon mum",
+    "goodbye haven see you tomorrow, I've taken all my pills",
+])
+def test_a_goodbye_with_anything_more_is_read_as_usual(text):
+    # only a goodbye with a return and nothing else is passed over (rules.toml [closings])
+    assert not default_rules().is_closing(text)
+
+
+def test_a_goodbye_at_the_end_of_a_plan_does_not_hide_it():
+    messages = ["I've been saving my sleeping pills", "about 60 now", "friday",
+                "bye haven, see you tomorrow"]
+    assert assess_conversation(messages).level == "crisis"
 
 
 @pytest.mark.xfail(strict=True, reason="a known over-flag since round 16b: the encoder reads a knife "

@@ -38,8 +38,10 @@ WINDOW_SENTENCES = 3  # a long message is also scored this many sentences at a t
 # otherwise it is elevated (a rule's match never leaves a message at "none"). Rules marked
 # firm (plain statements of intent: "I'm going to kill myself") need no agreement. Idioms the
 # rules do not list ("I'm going to strangle my sister, she used my makeup") stay ordinary
-# enough not to stop the conversation.
-RULE_CRISIS_AGREEMENT = 0.2
+# enough not to stop the conversation. 0.08 since round 18 (0.2 before): a linear model
+# trained on more writers is less sure of plain crises ("I feel suicidal" at 0.09 to 0.13),
+# and 0.2 lowered them (decisions/round17.md).
+RULE_CRISIS_AGREEMENT = 0.08
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,8 @@ def assess_risk(text: str, rules: RuleSet | None = None, model: RiskModel | None
     if not text or not text.strip():
         return NO_RISK
     rules = rules or default_rules()
+    if rules.is_closing(text):  # "bye haven, see you tomorrow" and nothing else
+        return NO_RISK
     model = model or risk_model()
     # The encoder reads the whole text once; each of the linear model's readings (the
     # text, its windows) is then averaged with it. The rules and the linear model's

@@ -15,13 +15,13 @@ import copy
 import json
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from app.safety.encoder import stack
 from app.safety.features import FeatureSpace
+from app.safety.once import load_once
 
 MODEL_FILE = Path(__file__).resolve().parent / "data" / "risk_model.npz"
 FORMAT_VERSION = 2  # 2: two binary models (risk, crisis)
@@ -137,6 +137,6 @@ class RiskModel:
         return self.score_columns(*self.space.columns(counts))
 
 
-@lru_cache(maxsize=1)
+@load_once
 def risk_model() -> RiskModel:
     return RiskModel.load()

@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from app.safety.assess import NO_RISK, RiskAssessment, assess_risk
 from app.safety.classifier import RiskModel
+from app.safety.encoder import RiskEncoder
 from app.safety.rules import LEVELS
 
 JOINER = "\n"
@@ -48,19 +49,22 @@ def reading_texts(messages: Sequence[str]) -> list[str]:
     return [*messages, *([JOINER.join(recent)] if len(recent) > 1 else [])]
 
 
-def readings(messages: Sequence[str], model: RiskModel | None = None) -> list[RiskAssessment]:
+def readings(messages: Sequence[str], model: RiskModel | None = None,
+             encoder: RiskEncoder | None = None) -> list[RiskAssessment]:
     """Each message judged alone, then the latest ones judged together."""
-    texts = reading_texts(messages)
-    alone, joint = texts[:len(messages)], texts[len(messages):]
-    found = [_assess_one(text) if model is None else assess_risk(text, model=model) for text in alone]
-    return found + [assess_risk(text, model=model) for text in joint]
+    shipped = model is None and encoder is None  # only the shipped check's readings are kept
+    found = [_assess_one(text) if shipped else assess_risk(text, model=model, encoder=encoder)
+             for text in messages]
+    joint = reading_texts(messages)[len(messages):]  # the latest messages together, if several
+    return found + [assess_risk(text, model=model, encoder=encoder) for text in joint]
 
 
-def assess_conversation(messages: Sequence[str], model: RiskModel | None = None) -> RiskAssessment:
+def assess_conversation(messages: Sequence[str], model: RiskModel | None = None,
+                        encoder: RiskEncoder | None = None) -> RiskAssessment:
     """The risk of a session from the person's messages in order (oldest first): the
     highest of its :func:`readings`, so each message's own level always counts and pieces
     of a plan add up."""
     found = NO_RISK
-    for reading in readings(messages, model):
+    for reading in readings(messages, model, encoder):
         found = _higher(found, reading)
     return found

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import logging
 import math
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from app.safety.once import load_once
 
 DATA = Path(__file__).resolve().parent / "data"
 ENCODER_FILE = DATA / "risk_encoder.onnx"
@@ -96,7 +97,7 @@ class RiskEncoder:
         return float(1 - p[0]), float(p[2])
 
 
-@lru_cache(maxsize=1)
+@load_once
 def risk_encoder(tokens: int) -> RiskEncoder | None:
     """The shipped encoder, or None when it cannot run here (onnxruntime missing or refusing
     this CPU, a damaged file): the check then goes on with the linear model alone, at its own

@@ -13,6 +13,7 @@ from app import resources
 from app.safety.normalise import Normalised, Normaliser
 
 LEVELS = ("none", "elevated", "crisis")
+CLOSING_CHARS = 120  # a goodbye is short; a longer message is never read as one
 
 
 class RulesError(Exception):
@@ -63,6 +64,7 @@ class RuleSet:
         self.negation_breakers = set(negation["breakers"])
         self.past = compile_all(data["past"]["patterns"])
         self.idioms = compile_all(data["idioms"]["patterns"])
+        self.closings = compile_all(data.get("closings", {}).get("patterns", []))
         self.contexts = {
             name: compile_all(ctx["patterns"]) for name, ctx in data.get("context", {}).items()
         }
@@ -90,6 +92,13 @@ class RuleSet:
                     feature=bool(raw.get("feature", True)),
                 )
             )
+
+    def is_closing(self, text: str) -> bool:
+        """The whole message is an everyday goodbye to Haven with a return in it
+        (``[closings]``): ordinary, and not read by the trained readers."""
+        if self.closings is None or len(text) > CLOSING_CHARS:
+            return False
+        return bool(self.closings.fullmatch(self.normalise(text).text.strip()))
 
     def hits(self, norm: Normalised) -> list[Hit]:
         text = norm.text
