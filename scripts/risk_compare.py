@@ -1,7 +1,7 @@
 """Compare two risk models line by line on held-out text: rules 2 and 3 of "How a new model
 is decided" in tests/data/risk/README.md.
 
-Usage: python scripts/risk_compare.py BASE.npz [CANDIDATE.npz] [--only PREFIX ...]
+Usage: python scripts/risk_compare.py (BASE.npz | --base-tree DIR) [CANDIDATE.npz] [--only PREFIX ...]
 
 BASE is the model to beat, e.g. ``git show HEAD:app/safety/data/risk_model.npz > base.npz``
 before retraining; CANDIDATE defaults to the model in this tree. A model that reads with an
@@ -9,14 +9,21 @@ encoder reads with the ONNX file beside it (``base.onnx`` beside ``base.npz``: `
 HEAD:app/safety/data/risk_encoder.onnx > base.onnx``), else with this tree's, and only if
 that is the file it was fitted with (its sha256 is in the model). Both are read with this
 tree's rules and features, so this compares models whose code is the same (a change of data
-or settings). ``--only heldout/h14 heldout/h10`` restricts the lines to the pool. Prints
-counts and z only, never a line's text, so a fresh set stays unread.
+or settings). When the check's code changes too (a rule, a constant in ``assess.py``), the
+base must be read by its own code: ``--base-tree DIR`` reads each line with the shipped model
+of another checkout (``git worktree add DIR HEAD`` before the change), in a process of its
+own, and pairs its levels with the candidate's by file and text; a line only one side holds
+as held-out (say, one the candidate trains on) is left out. ``--only heldout/h14
+heldout/h10`` restricts the lines to the pool. Prints counts and z only, never a line's
+text, so a fresh set stays unread.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import subprocess
 import sys
 from pathlib import Path
 
@@ -61,20 +68,62 @@ def encoder_for(model: RiskModel, path: Path) -> RiskEncoder | None:
     return RiskEncoder(found, TOKENIZER_FILE, model.encoder_tokens)
 
 
+# Run in the base tree's own process: its code, its shipped model and encoder.
+_TREE_LEVELS = """
+import hashlib, json, sys
+sys.path.insert(0, sys.argv[1])
+from app.safety.classifier import risk_model
+from scripts.risk_data import held_out_examples
+from scripts.risk_report import judge
+only = tuple(sys.argv[2:]) or ("",)
+levels = {e.source + "\t" + hashlib.sha256(e.text.encode()).hexdigest(): judge(e)
+          for e in held_out_examples() if e.source.startswith(only)}
+print(json.dumps({"version": risk_model().version, "levels": levels}))
+"""
+
+
+def key(example) -> str:
+    return example.source + "\t" + hashlib.sha256(example.text.encode()).hexdigest()
+
+
+def tree_levels(tree: Path, only: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+    """(model version, level by line) of every held-out line, read by ``tree``'s code and model."""
+    done = subprocess.run([sys.executable, "-c", _TREE_LEVELS, str(tree.resolve()), *only],
+                          cwd=tree, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{tree} could not read its held-out lines:\n{done.stderr[-2000:]}")
+    found = json.loads(done.stdout)
+    return found["version"], found["levels"]
+
+
 def main(argv: list[str]) -> int:
     only = tuple(argv[argv.index("--only") + 1:]) if "--only" in argv else ("",)
-    paths = argv[: argv.index("--only")] if "--only" in argv else argv
-    if not 1 <= len(paths) <= 2:
+    paths = argv[: argv.index("--only")] if "--only" in argv else list(argv)
+    tree = None
+    if "--base-tree" in paths:
+        at = paths.index("--base-tree")
+        tree = Path(paths[at + 1]) if at + 1 < len(paths) else None
+        paths = paths[:at] + paths[at + 2:]
+    if (tree is None and not 1 <= len(paths) <= 2) or (tree is not None and len(paths) > 1):
         print(next(line for line in __doc__.splitlines() if line.startswith("Usage")),
               file=sys.stderr)
         return 2
-    base_path = Path(paths[0])
-    cand_path = Path(paths[1]) if len(paths) == 2 else MODEL_FILE
-    base, cand = RiskModel.load(base_path), RiskModel.load(cand_path)
-    base_encoder, cand_encoder = encoder_for(base, base_path), encoder_for(cand, cand_path)
+    cand_path = Path(paths[-1]) if len(paths) == (1 if tree else 2) else MODEL_FILE
+    cand = RiskModel.load(cand_path)
+    cand_encoder = encoder_for(cand, cand_path)
     examples = [e for e in held_out_examples() if e.source.startswith(only)]
-    levels = [(e, judge(e, base, base_encoder), judge(e, cand, cand_encoder)) for e in examples]
-    print(f"{base.version} (base) against {cand.version} (candidate), {len(examples)} lines")
+    if tree is not None:
+        base_version, base_levels = tree_levels(tree, only)
+        examples = [e for e in examples if key(e) in base_levels]
+        levels = [(e, base_levels[key(e)], judge(e, cand, cand_encoder)) for e in examples]
+        base_version += f" read by {tree}"
+    else:
+        base_path = Path(paths[0])
+        base = RiskModel.load(base_path)
+        base_encoder = encoder_for(base, base_path)
+        levels = [(e, judge(e, base, base_encoder), judge(e, cand, cand_encoder)) for e in examples]
+        base_version = base.version
+    print(f"{base_version} (base) against {cand.version} (candidate), {len(examples)} lines")
     z_of = {}
     for name, (label, ok, sessions) in MEASURES.items():
         picked = [(old, new) for e, old, new in levels

@@ -55,6 +55,16 @@ def test_the_compare_script_judges_a_model_against_itself_as_no_change_and_print
     assert first not in out  # a fresh set stays unread
 
 
+def test_the_compare_script_reads_the_base_with_its_own_tree_when_the_code_changes():
+    # a round that changes a rule or a constant compares against the shipped check as it
+    # was: here the tree is this one, so nothing changes
+    out = subprocess.run([sys.executable, "scripts/risk_compare.py", "--base-tree", str(ROOT),
+                          "--only", "heldout/h20a"], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    assert f"read by {ROOT}" in out
+    assert out.count("b=   0 c=   0  z=+0.00") == 6
+
+
 @pytest.mark.parametrize("text", [
     "took 30 of my sertraline, I'm sorry",
     "I just necked all my propranolol",
