@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app.modelhub.registry import sha256_of  # noqa: E402
 from app.safety.classifier import MODEL_FILE, RiskModel  # noqa: E402
 from app.safety.encoder import ENCODER_FILE, TOKENIZER_FILE, RiskEncoder  # noqa: E402
 from scripts.risk_data import held_out_examples  # noqa: E402
@@ -62,7 +63,7 @@ def encoder_for(model: RiskModel, path: Path) -> RiskEncoder | None:
         return None
     beside = path.with_suffix(".onnx")
     found = beside if beside.exists() else ENCODER_FILE
-    if hashlib.sha256(found.read_bytes()).hexdigest() != model.meta["encoder"]["sha256"]:
+    if sha256_of(found) != model.meta["encoder"]["sha256"]:
         raise SystemExit(f"{path.name} was fitted with another encoder than {found}: "
                          f"put its own as {beside}")
     return RiskEncoder(found, TOKENIZER_FILE, model.encoder_tokens)

@@ -32,7 +32,7 @@ from scripts.risk_data import LEVELS, Example, held_out_examples  # noqa: E402
 
 def readable(source: str) -> bool:
     """May a line from this source be printed? Not from a held-out set (h1 to h16, read
-    or decided earlier, were moved to retired/ in round 17 and trained on)."""
+    or decided earlier, were moved to retired/ in round 18 and trained on)."""
     return not source.startswith("heldout/")
 
 
